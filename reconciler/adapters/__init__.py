@@ -1,0 +1,1 @@
+"""Shells around the core: one I/O concern per module."""

@@ -1,0 +1,1 @@
+"""The pure core: policy models, rule normalisation and the planner. No I/O here."""
