@@ -44,7 +44,7 @@ PORTED_PROTOCOLS = frozenset({"tcp", "udp"})
 ICMP_PROTOCOLS = frozenset({"icmp", "icmpv6"})
 
 _GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
-_CROSS_ACCOUNT_GROUP = re.compile(r"^(?P<account>\d{12})/(?P<group>sg-[0-9a-f]{8}(?:[0-9a-f]{9})?)$")
+_CROSS_ACCOUNT_GROUP = re.compile(r"^\d{12}/sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 _PREFIX_LIST = re.compile(r"^pl-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 
 

@@ -1,0 +1,280 @@
+"""Policy files on disk -> a validated Baseline, or a PolicyError naming file:line and a fix."""
+
+from __future__ import annotations
+
+__all__ = ["POLICY_SUFFIXES", "load_policies", "policy_files"]
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from reconciler.core.errors import PolicyError, PolicyProblem
+from reconciler.core.policy import Baseline, GroupPolicy, PolicyFile
+
+POLICY_SUFFIXES = (".yaml", ".yml")
+
+Loc = tuple[str | int, ...]
+
+
+def policy_files(directory: Path) -> list[Path]:
+    """The policy files in ``directory``, sorted by name (not recursive)."""
+    return sorted(
+        p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in POLICY_SUFFIXES
+    )
+
+
+def load_policies(directory: Path | str) -> Baseline:
+    """Load and validate every policy file in ``directory``.
+
+    Every mistake in every file is collected; if there is any, PolicyError is raised with
+    all of them, so nothing acts on a partly valid baseline (fail closed).
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise PolicyError(
+            [PolicyProblem(str(root), None, "", "policy directory not found (use --policies DIR)")]
+        )
+    files = policy_files(root)
+    if not files:
+        raise PolicyError(
+            [
+                PolicyProblem(
+                    str(root),
+                    None,
+                    "",
+                    "no policy files (*.yaml, *.yml) found; an empty baseline is refused"
+                    " rather than treated as 'nothing to do'",
+                )
+            ]
+        )
+    problems: list[PolicyProblem] = []
+    policies: list[GroupPolicy] = []
+    sources: dict[str, str] = {}
+    lines_of: dict[str, dict[Loc, int]] = {}
+    for path in files:
+        loaded = _load_file(path, problems)
+        if loaded is None:
+            continue
+        parsed, lines = loaded
+        lines_of[str(path)] = lines
+        for index, group in enumerate(parsed.groups):
+            if group.name in sources:
+                problems.append(
+                    PolicyProblem(
+                        str(path),
+                        lines.get(("groups", index, "name")),
+                        f"groups[{index}].name",
+                        f"duplicate policy name {group.name!r} (also in {sources[group.name]});"
+                        " names must be unique across all files",
+                    )
+                )
+                continue
+            sources[group.name] = str(path)
+            policies.append(group)
+    if problems:
+        raise PolicyError(problems)
+    return Baseline(policies=tuple(policies), sources=sources)
+
+
+def _load_file(
+    path: Path, problems: list[PolicyProblem]
+) -> tuple[PolicyFile, dict[Loc, int]] | None:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(PolicyProblem(name, None, "", f"cannot read file: {exc}"))
+        return None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.append(
+            PolicyProblem(
+                name, line, "", f"YAML syntax error: {what} (check indentation and quotes)"
+            )
+        )
+        return None
+    if node is None:
+        problems.append(
+            PolicyProblem(name, 1, "", "file is empty (add a 'groups:' list, or delete the file)")
+        )
+        return None
+    lines: dict[Loc, int] = {}
+    before = len(problems)
+    data = _construct(node, (), lines, name, problems)
+    if len(problems) > before:
+        return None
+    if not isinstance(data, dict):
+        problems.append(
+            PolicyProblem(
+                name,
+                node.start_mark.line + 1,
+                "",
+                f"top level is a {_yaml_type(data)}, not a mapping (start with 'groups:')",
+            )
+        )
+        return None
+    try:
+        return PolicyFile.model_validate(data), lines
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, name, lines))
+        return None
+
+
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+
+def _construct(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], name: str, problems: list[PolicyProblem]
+) -> Any:
+    """Build plain Python data from a YAML node, recording the line of every path."""
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _CONSTRUCTOR.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                key = str(key)
+            key_loc = (*loc, str(key))
+            if key in out:
+                problems.append(
+                    PolicyProblem(
+                        name,
+                        key_node.start_mark.line + 1,
+                        _format_loc(key_loc),
+                        f"duplicate key {key!r} (the later value would silently win)",
+                    )
+                )
+                continue
+            lines[key_loc] = key_node.start_mark.line + 1
+            out[key] = _construct(value_node, key_loc, lines, name, problems)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _construct(item, (*loc, i), lines, name, problems) for i, item in enumerate(node.value)
+        ]
+    return _CONSTRUCTOR.construct_object(node, deep=True)
+
+
+def _yaml_type(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
+
+
+def _format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        line = lines.get(loc[:end])
+        if line is not None:
+            return line
+    return None
+
+
+def _problems_from(exc: ValidationError, name: str, lines: dict[Loc, int]) -> list[PolicyProblem]:
+    out: list[PolicyProblem] = []
+    seen: set[tuple[Loc, str]] = set()
+    for error in exc.errors(include_url=False):
+        loc = _data_loc(tuple(error["loc"]))
+        if error["type"] == "too_short" and error.get("input"):
+            continue  # pydantic adds this when every item failed; the item errors say why
+        message = _message(error, loc)
+        if (loc, message) in seen:
+            continue
+        seen.add((loc, message))
+        out.append(PolicyProblem(name, _line_for(loc, lines), _format_loc(loc), message))
+    return out
+
+
+def _data_loc(loc: Loc) -> Loc:
+    """Drop pydantic's internal steps (validator names) so the path matches the YAML."""
+    return tuple(p for p in loc if isinstance(p, int) or not p.startswith(("function-", "tuple[")))
+
+
+def _message(error: Any, loc: Loc) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = loc[-1] if loc else "?"
+        allowed = _allowed_keys(loc[:-1])
+        hint = ""
+        if allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = (
+                f" (did you mean {close[0]!r}?)"
+                if close
+                else f" (allowed: {', '.join(sorted(allowed))})"
+            )
+        return f"unknown key {key!r}{hint}"
+    if kind == "missing":
+        return f"required key {loc[-1]!r} is missing" if loc else "required key is missing"
+    if kind == "too_short" and loc and loc[-1] == "groups":
+        return "groups is empty (add at least one group, or delete the file)"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind in {"string_type", "int_type", "int_parsing"}:
+        return f"{error['msg'].lower()}, got {error.get('input')!r} (quote strings in YAML)"
+    if kind in {"model_type", "dict_type"}:
+        return f"expected a mapping, got {_yaml_type(error.get('input'))}"
+    if kind in {"tuple_type", "list_type"}:
+        return f"expected a list, got {_yaml_type(error.get('input'))}"
+    if kind == "literal_error":
+        return f"{error['msg']}, got {error.get('input')!r}"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
+    """The keys the model at ``loc`` accepts, for 'did you mean' hints."""
+    model: Any = PolicyFile
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = _field_by_alias(model, part)
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [f.alias or n for n, f in model.model_fields.items()]
+    return []
+
+
+def _field_by_alias(model: type[BaseModel], key: str) -> Any:
+    for field_name, info in model.model_fields.items():
+        if (info.alias or field_name) == key:
+            return info
+    return None
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_in(typing.get_args(annotation)[0])
+    if origin in (tuple, list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,160 @@
+"""A plan is data: a closed set of actions, each change with a reason for people.
+
+The reason is shown, never used to decide anything at apply time: apply executes the
+changes exactly as planned.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Action", "Change", "GroupProblem", "Plan", "Summary"]
+
+from collections import Counter
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from reconciler.core.rules import Direction, RuleKey
+
+
+class Action(StrEnum):
+    """What a change does. ``revoke`` writes; the others only report."""
+
+    REVOKE = "revoke"
+    MISSING = "missing"
+    EXCEPTED = "excepted"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference between the baseline and a live group."""
+
+    action: Action
+    region: str
+    group_id: str
+    policy: str
+    key: RuleKey
+    rule_id: str | None
+    description: str | None
+    reason: str
+    report_only: bool = False
+    blocked: str | None = None
+    account: str | None = None
+
+    @property
+    def direction(self) -> Direction:
+        """Ingress or egress."""
+        return self.key.direction
+
+    @property
+    def writes(self) -> bool:
+        """True when applying this change calls a mutating EC2 API."""
+        return self.action is Action.REVOKE and not self.report_only and self.blocked is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON shape of a change (see README, "JSON output")."""
+        out: dict[str, Any] = {
+            "action": self.action.value,
+            "region": self.region,
+            "group_id": self.group_id,
+            "policy": self.policy,
+            "rule_id": self.rule_id,
+            "direction": self.key.direction.value,
+            "protocol": self.key.protocol,
+            "from_port": self.key.from_port,
+            "to_port": self.key.to_port,
+            "source": self.key.peer,
+            "description": self.description,
+            "reason": self.reason,
+        }
+        if self.account is not None:
+            out["account"] = self.account
+        if self.blocked is not None:
+            out["blocked"] = self.blocked
+        if self.report_only:
+            out["report_only"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class GroupProblem:
+    """A group the plan refuses to touch, and why (e.g. matched by two policies)."""
+
+    region: str
+    group_id: str
+    message: str
+    account: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON shape of an error entry."""
+        out: dict[str, Any] = {
+            "region": self.region,
+            "group_id": self.group_id,
+            "message": self.message,
+        }
+        if self.account is not None:
+            out["account"] = self.account
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.region} {self.group_id}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Counts for the summary line and the JSON ``summary`` object."""
+
+    to_revoke: int
+    missing: int
+    excepted: int
+    blocked: int
+    report_only: int
+    drifted_groups: int
+    managed_groups: int
+    errors: int
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON shape."""
+        return {
+            "to_revoke": self.to_revoke,
+            "missing": self.missing,
+            "excepted": self.excepted,
+            "blocked": self.blocked,
+            "report_only": self.report_only,
+            "drifted_groups": self.drifted_groups,
+            "managed_groups": self.managed_groups,
+            "errors": self.errors,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Every change and problem found by one planning pass, in a deterministic order."""
+
+    changes: tuple[Change, ...]
+    problems: tuple[GroupProblem, ...] = ()
+    managed_groups: int = 0
+
+    @property
+    def has_drift(self) -> bool:
+        """True when a revoke or a missing rule was found (excepted rules are not drift)."""
+        return any(c.action is not Action.EXCEPTED for c in self.changes)
+
+    def summary(self) -> Summary:
+        """Counts of what the plan holds."""
+        actions = Counter(c.action for c in self.changes)
+        return Summary(
+            to_revoke=sum(1 for c in self.changes if c.writes),
+            missing=actions[Action.MISSING],
+            excepted=actions[Action.EXCEPTED],
+            blocked=sum(1 for c in self.changes if c.blocked is not None),
+            report_only=sum(1 for c in self.changes if c.report_only and c.action is Action.REVOKE),
+            drifted_groups=len(
+                {
+                    (c.account, c.region, c.group_id)
+                    for c in self.changes
+                    if c.action is not Action.EXCEPTED
+                }
+            ),
+            managed_groups=self.managed_groups,
+            errors=len(self.problems),
+        )
