@@ -6,7 +6,7 @@ changes exactly as planned.
 
 from __future__ import annotations
 
-__all__ = ["Action", "Change", "GroupProblem", "Plan", "Summary"]
+__all__ = ["Action", "Change", "GroupProblem", "Outcome", "Plan", "Status", "Summary"]
 
 from collections import Counter
 from dataclasses import dataclass
@@ -22,6 +22,18 @@ class Action(StrEnum):
     REVOKE = "revoke"
     MISSING = "missing"
     EXCEPTED = "excepted"
+
+
+class Status(StrEnum):
+    """What applying a change did."""
+
+    REVOKED = "revoked"
+    ALREADY_ABSENT = "already_absent"
+    FAILED = "failed"
+    SKIPPED_REPORT_MODE = "skipped_report_mode"
+    REPORTED = "reported"
+    BLOCKED = "blocked"
+    PLANNED = "planned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +170,20 @@ class Plan:
             managed_groups=self.managed_groups,
             errors=len(self.problems),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A change and what applying it did; ``error`` says why it failed."""
+
+    change: Change
+    status: Status
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The change's JSON shape plus ``status`` (and ``error`` when it failed)."""
+        out = self.change.to_dict()
+        out["status"] = self.status.value
+        if self.error is not None:
+            out["error"] = self.error
+        return out

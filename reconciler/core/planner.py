@@ -10,7 +10,7 @@ from datetime import datetime
 
 from reconciler.core.plan import Action, Change, GroupProblem, Plan
 from reconciler.core.policy import Baseline, GroupPolicy
-from reconciler.core.rules import ObservedGroup, RuleKey
+from reconciler.core.rules import Direction, ObservedGroup, RuleKey
 
 
 class _PolicyIndex:
@@ -161,5 +161,12 @@ def _diff_group(
             )
             for key in missing
         )
-    out.sort(key=lambda c: (c.key.direction, c.action != Action.REVOKE, c.key, c.rule_id or ""))
+    out.sort(
+        key=lambda c: (
+            c.key.direction is not Direction.INGRESS,
+            c.action is not Action.REVOKE,
+            c.key,
+            c.rule_id or "",
+        )
+    )
     return out

@@ -1,0 +1,219 @@
+"""The ``sg-reconciler`` command: parse, call the service, print, exit code."""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from reconciler import __version__
+
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_ec2 import EC2Client
+
+    from reconciler.core.policy import Baseline
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_DRIFT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class AwsOptions:
+    """Where to talk to AWS: profile, regions and an optional endpoint (moto, LocalStack)."""
+
+    profile: str | None
+    regions: tuple[str, ...]
+    endpoint_url: str | None
+
+    def session(self) -> boto3.Session:
+        """A boto3 session for the profile."""
+        import boto3  # noqa: PLC0415 - keep `validate` and `--help` fast
+
+        return boto3.Session(profile_name=self.profile)
+
+    def resolved_regions(self, session: boto3.Session) -> tuple[str, ...]:
+        """The --region values, else the session's region; an error if there is none."""
+        if self.regions:
+            return self.regions
+        if session.region_name:
+            return (session.region_name,)
+        raise SystemExit("error: no region: pass --region R or set AWS_REGION / AWS_DEFAULT_REGION")
+
+
+def ec2_factory(session: boto3.Session, endpoint_url: str | None) -> _Ec2Factory:
+    """EC2 clients per region, created once, with standard retries and our user agent."""
+    return _Ec2Factory(session, endpoint_url)
+
+
+class _Ec2Factory:
+    def __init__(self, session: boto3.Session, endpoint_url: str | None) -> None:
+        self._session = session
+        self._endpoint_url = endpoint_url
+        self._clients: dict[str, EC2Client] = {}
+
+    def __call__(self, region: str) -> EC2Client:
+        client = self._clients.get(region)
+        if client is None:
+            from botocore.config import Config  # noqa: PLC0415
+
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 8},
+                user_agent_extra=f"sg-reconciler/{__version__}",
+            )
+            client = self._session.client(
+                "ec2", region_name=region, endpoint_url=self._endpoint_url, config=config
+            )
+            self._clients[region] = client
+        return client
+
+
+def _common(parser: argparse.ArgumentParser, *, aws: bool = True, output: bool = False) -> None:
+    parser.add_argument(
+        "--policies",
+        type=Path,
+        default=Path(os.environ.get("SG_RECONCILER_POLICIES", "policies")),
+        metavar="DIR",
+        help="directory of *.yaml policy files (default: ./policies)",
+    )
+    if aws:
+        parser.add_argument(
+            "--region",
+            action="append",
+            default=[],
+            metavar="R",
+            help="region to reconcile; repeat for several (default: the session's region)",
+        )
+        parser.add_argument("--profile", help="AWS named profile")
+        parser.add_argument(
+            "--endpoint-url",
+            default=os.environ.get("AWS_ENDPOINT_URL"),
+            metavar="URL",
+            help="EC2 endpoint (e.g. a local moto server); AWS_ENDPOINT_URL is honoured too",
+        )
+    if output:
+        parser.add_argument("--output", choices=("text", "json"), default="text")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="sg-reconciler",
+        description="Keep EC2 security groups equal to a declarative baseline.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check the policy files (exit 0 valid, 1 invalid)")
+    _common(validate, aws=False)
+
+    plan = sub.add_parser("plan", help="show drift (exit 0 none, 2 drift, 1 error)")
+    _common(plan, output=True)
+
+    apply = sub.add_parser("apply", help="revoke drift (exit 0 all done, 1 any failure)")
+    _common(apply, output=True)
+    apply.add_argument("--dry-run", action="store_true", help="plan and report, but make no change")
+
+    demo = sub.add_parser("demo", help="run the whole loop on a local simulated AWS account")
+    _common(demo, aws=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sg-reconciler`` console script."""
+    args = build_parser().parse_args(argv)
+    from reconciler.log import configure_logging  # noqa: PLC0415
+
+    configure_logging()
+    if args.command == "validate":
+        return cmd_validate(args.policies, out=sys.stdout, err=sys.stderr)
+    if args.command == "demo":
+        from reconciler.demo import run_demo  # noqa: PLC0415
+
+        return run_demo(out=sys.stdout, policies=args.policies)
+    aws = AwsOptions(args.profile, tuple(args.region), args.endpoint_url)
+    return cmd_reconcile(
+        args.policies,
+        aws,
+        apply=args.command == "apply",
+        dry_run=getattr(args, "dry_run", False),
+        output=args.output,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+def load_or_report(policies: Path, err: TextIO) -> Baseline | None:
+    """Load the baseline, or print every problem (one per line) and return None."""
+    from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
+    from reconciler.core.errors import PolicyError  # noqa: PLC0415
+
+    try:
+        return load_policies(policies)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=err)
+        print(
+            f"error: {len(exc.problems)} problem(s) in {policies}; nothing was changed",
+            file=err,
+        )
+        return None
+
+
+def cmd_validate(policies: Path, *, out: TextIO, err: TextIO) -> int:
+    """``validate``: 0 when every file is valid, 1 otherwise (all errors on stderr)."""
+    baseline = load_or_report(policies, err)
+    if baseline is None:
+        return EXIT_ERROR
+    files = len(set(baseline.sources.values()))
+    print(f"OK: {len(baseline.policies)} policies in {files} files", file=out)
+    return EXIT_OK
+
+
+def cmd_reconcile(
+    policies: Path,
+    aws: AwsOptions,
+    *,
+    apply: bool,
+    dry_run: bool,
+    output: str,
+    out: TextIO,
+    err: TextIO,
+    session: boto3.Session | None = None,
+) -> int:
+    """``plan`` and ``apply``: read, plan, (apply), print, and choose the exit code."""
+    from reconciler.render import Palette, render_json, render_text  # noqa: PLC0415
+    from reconciler.service import reconcile  # noqa: PLC0415
+
+    baseline = load_or_report(policies, err)
+    if baseline is None:
+        return EXIT_ERROR
+    session = session or aws.session()
+    regions = aws.resolved_regions(session)
+    result = reconcile(
+        baseline,
+        ec2_factory(session, aws.endpoint_url),
+        regions,
+        apply=apply,
+        dry_run=dry_run,
+    )
+    if output == "json":
+        print(render_json(result.plan, result.outcomes, list(result.errors)), file=out)
+    else:
+        palette = Palette(enabled=out.isatty() and "NO_COLOR" not in os.environ)
+        print(
+            render_text(result.plan, result.outcomes, list(result.errors), palette=palette),
+            file=out,
+        )
+    if result.failed:
+        return EXIT_ERROR
+    if apply:
+        return EXIT_OK
+    return EXIT_DRIFT if result.plan.has_drift else EXIT_OK

@@ -1,0 +1,101 @@
+"""Plans and apply results for people (text) and programs (JSON)."""
+
+from __future__ import annotations
+
+__all__ = ["Palette", "render_json", "render_text"]
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+from reconciler.core.plan import Action, Change, Outcome, Plan, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Palette:
+    """ANSI colours, or none (not a TTY, or NO_COLOR set)."""
+
+    enabled: bool = False
+
+    def paint(self, text: str, code: str) -> str:
+        """Wrap ``text`` in an SGR code when colours are on."""
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
+
+
+_MARK = {Action.REVOKE: ("-", "31"), Action.MISSING: ("+", "33"), Action.EXCEPTED: ("~", "36")}
+
+
+def _line(change: Change, status: Status | None, palette: Palette) -> str:
+    mark, colour = _MARK[change.action]
+    if change.blocked is not None:
+        colour = "35"
+    word = change.action.value
+    rule_id = change.rule_id or ""
+    text = f"  {mark} {word:<8} {rule_id:<22} {change.key.describe()}  ({change.reason})"
+    if change.blocked is not None:
+        text += f"  [blocked: {change.blocked}]"
+    if status is not None and status not in (Status.REPORTED,):
+        text += f"  => {status.value}"
+    return palette.paint(text, colour)
+
+
+def _heading(change: Change) -> str:
+    where = f"{change.account} " if change.account else ""
+    return f"{where}{change.region} {change.group_id} (policy {change.policy})"
+
+
+def render_text(
+    plan: Plan,
+    outcomes: tuple[Outcome, ...] = (),
+    errors: list[str] | None = None,
+    *,
+    palette: Palette | None = None,
+) -> str:
+    """A readable plan grouped by group, then a summary line; with outcomes, each status."""
+    pal = palette or Palette()
+    status_of = {id(o.change): o.status for o in outcomes}
+    lines: list[str] = []
+    for heading, changes in groupby(plan.changes, key=_heading):
+        lines.append(pal.paint(heading, "1"))
+        lines.extend(_line(c, status_of.get(id(c)), pal) for c in changes)
+    problems = [*(errors or []), *(str(p) for p in plan.problems)]
+    lines.extend(pal.paint(f"error: {message}", "31") for message in problems)
+    summary = plan.summary()
+    if outcomes:
+        counts = Counter(o.status for o in outcomes)
+        lines.append(
+            f"Apply: {counts[Status.REVOKED]} revoked, {counts[Status.ALREADY_ABSENT]} already"
+            f" absent, {counts[Status.FAILED]} failed, {summary.missing} missing,"
+            f" {summary.excepted} excepted, {summary.blocked} blocked"
+            f" in {summary.drifted_groups} groups."
+        )
+    elif not plan.changes and not problems:
+        lines.append(f"No drift: {summary.managed_groups} managed groups match the baseline.")
+    else:
+        lines.append(
+            f"Plan: {summary.to_revoke} to revoke, {summary.missing} missing,"
+            f" {summary.excepted} excepted, {summary.blocked} blocked"
+            f" in {summary.drifted_groups} groups."
+        )
+    return "\n".join(lines)
+
+
+def render_json(
+    plan: Plan, outcomes: tuple[Outcome, ...] = (), errors: list[str] | None = None
+) -> str:
+    """The public JSON document: ``changes``, ``errors``, ``summary``."""
+    changes: list[dict[str, Any]] = (
+        [o.to_dict() for o in outcomes] if outcomes else [c.to_dict() for c in plan.changes]
+    )
+    summary: dict[str, Any] = dict(plan.summary().to_dict())
+    if outcomes:
+        counts = Counter(o.status.value for o in outcomes)
+        summary["statuses"] = {s.value: counts[s.value] for s in Status if counts[s.value]}
+    doc = {
+        "changes": changes,
+        "errors": [*({"message": m} for m in errors or []), *(p.to_dict() for p in plan.problems)],
+        "summary": summary,
+    }
+    return json.dumps(doc, indent=2)

@@ -1,0 +1,169 @@
+"""The composition of one run: read live groups -> plan (pure) -> apply the plan."""
+
+from __future__ import annotations
+
+__all__ = ["RunResult", "apply_plan", "plan_regions", "reconcile"]
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reconciler.adapters.ec2 import RuleRevoker, SecurityGroupReader
+from reconciler.core.plan import Action, Change, Outcome, Plan, Status
+from reconciler.core.planner import plan as make_plan
+from reconciler.core.policy import Baseline
+from reconciler.core.rules import Direction, ObservedGroup
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+log = structlog.get_logger("reconciler")
+
+ClientFactory = Callable[[str], "EC2Client"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A plan, what applying it did (empty for plan-only runs), and run-level errors."""
+
+    plan: Plan
+    outcomes: tuple[Outcome, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """True when any AWS call failed or any group could not be handled."""
+        return (
+            bool(self.errors)
+            or bool(self.plan.problems)
+            or any(o.status is Status.FAILED for o in self.outcomes)
+        )
+
+    def error_messages(self) -> list[str]:
+        """Every run-level error and group problem, one line each."""
+        return [*self.errors, *(str(p) for p in self.plan.problems)]
+
+
+def plan_regions(
+    baseline: Baseline,
+    readers: Iterable[tuple[str, SecurityGroupReader]],
+    *,
+    now: datetime,
+    group_ids: Sequence[str] | None = None,
+) -> tuple[Plan, tuple[str, ...]]:
+    """Read each region (all managed groups, or just ``group_ids``) and plan them together.
+
+    A region that cannot be read is an error for that region; the others are still planned.
+    """
+    observed: list[ObservedGroup] = []
+    errors: list[str] = []
+    for region, reader in readers:
+        try:
+            if group_ids is None:
+                observed.extend(reader.read_managed(baseline))
+            else:
+                observed.extend(reader.read_groups(group_ids))
+        except (ClientError, BotoCoreError) as exc:
+            errors.append(f"{region}: cannot read security groups: {exc}")
+            log.error("read_failed", region=region, error=str(exc))
+    return make_plan(baseline, observed, now=now), tuple(errors)
+
+
+def apply_plan(
+    plan: Plan, revokers: Callable[[str], RuleRevoker], *, dry_run: bool = False
+) -> tuple[Outcome, ...]:
+    """Execute exactly the plan's writing changes: one revoke call per group and direction.
+
+    Changes that do not write (missing, report-only, blocked, excepted) are reported as
+    such. One group's failure never stops the others.
+    """
+    outcomes: dict[int, Outcome] = {}
+    batches: dict[tuple[str, str, Direction], list[int]] = defaultdict(list)
+    for index, change in enumerate(plan.changes):
+        if change.writes and not dry_run:
+            batches[(change.region, change.group_id, change.direction)].append(index)
+        else:
+            outcomes[index] = Outcome(change, _non_writing_status(change, dry_run=dry_run))
+    for (region, group_id, direction), indexes in batches.items():
+        by_id = {plan.changes[i].rule_id or "": i for i in indexes}
+        result = revokers(region).revoke(group_id, direction, list(by_id))
+        for rule_id in result.revoked:
+            outcomes[by_id[rule_id]] = Outcome(plan.changes[by_id[rule_id]], Status.REVOKED)
+        for rule_id in result.absent:
+            outcomes[by_id[rule_id]] = Outcome(plan.changes[by_id[rule_id]], Status.ALREADY_ABSENT)
+        for rule_id, error in result.failed:
+            outcomes[by_id[rule_id]] = Outcome(
+                plan.changes[by_id[rule_id]], Status.FAILED, error=error
+            )
+        for index in indexes:
+            outcome = outcomes[index]
+            _log_revoke(outcome)
+    return tuple(outcomes[i] for i in range(len(plan.changes)))
+
+
+def _non_writing_status(change: Change, *, dry_run: bool) -> Status:
+    if change.blocked is not None:
+        return Status.BLOCKED
+    if change.action is not Action.REVOKE:
+        return Status.REPORTED
+    if change.report_only:
+        return Status.SKIPPED_REPORT_MODE
+    return Status.PLANNED if dry_run else Status.SKIPPED_REPORT_MODE
+
+
+def _log_revoke(outcome: Outcome) -> None:
+    change = outcome.change
+    event = log.error if outcome.status is Status.FAILED else log.info
+    event(
+        "revoke",
+        region=change.region,
+        group_id=change.group_id,
+        rule_id=change.rule_id,
+        rule=change.key.describe(),
+        policy=change.policy,
+        outcome=outcome.status.value,
+        error=outcome.error,
+    )
+
+
+def reconcile(
+    baseline: Baseline,
+    clients: ClientFactory,
+    regions: Sequence[str],
+    *,
+    apply: bool,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    group_ids: Sequence[str] | None = None,
+    account_id: str | None = None,
+) -> RunResult:
+    """Plan (and, with ``apply``, execute) the baseline in every region; log one summary."""
+    started = time.monotonic()
+    readers = {r: SecurityGroupReader(clients(r), r, account_id) for r in regions}
+    plan, errors = plan_regions(
+        baseline, readers.items(), now=now or datetime.now(UTC), group_ids=group_ids
+    )
+    outcomes: tuple[Outcome, ...] = ()
+    if apply:
+        revokers = {r: RuleRevoker(clients(r), readers[r]) for r in regions}
+        outcomes = apply_plan(plan, revokers.__getitem__, dry_run=dry_run)
+    result = RunResult(plan=plan, outcomes=outcomes, errors=errors)
+    statuses: dict[str, int] = defaultdict(int)
+    for outcome in outcomes:
+        statuses[outcome.status.value] += 1
+    log.info(
+        "run_summary",
+        mode="apply" if apply and not dry_run else "plan",
+        regions=list(regions),
+        **plan.summary().to_dict(),
+        outcomes=dict(statuses),
+        run_errors=len(errors),
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    return result
