@@ -19,7 +19,7 @@ def configure_logging(
 
     Logs never go to stdout: stdout carries the plan and the JSON output.
     """
-    out = stream if stream is not None else sys.stderr
+    out: TextIO = stream if stream is not None else _CurrentStderr()  # type: ignore[assignment]
     as_json = json if json is not None else not out.isatty()
     name = (level or os.environ.get("SG_RECONCILER_LOG_LEVEL", "INFO")).upper()
     numeric = logging.getLevelNamesMapping().get(name, logging.INFO)
@@ -41,3 +41,16 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+
+
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at write time (tests and hosts may swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()

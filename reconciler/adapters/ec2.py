@@ -130,9 +130,16 @@ class SecurityGroupReader:
         facts = list(self._describe_groups([{"Name": "group-name", "Values": wanted}]))
         return self._with_rules(facts)
 
-    def rules_of(self, group_ids: Sequence[str]) -> dict[str, list[ObservedRule]]:
-        """Live rules of the given groups, keyed by group id (paginated, batched)."""
+    def rules_of(
+        self, group_ids: Sequence[str], owners: dict[str, str | None] | None = None
+    ) -> dict[str, list[ObservedRule]]:
+        """Live rules of the given groups, keyed by group id (paginated, batched).
+
+        ``owners`` (group id -> owner account) tells same-account from cross-account
+        references when a rule entry lacks ``GroupOwnerId``.
+        """
         out: dict[str, list[ObservedRule]] = {gid: [] for gid in group_ids}
+        owner_of = owners or {}
         for chunk in _chunks(sorted(set(group_ids)), FILTER_VALUES):
             paginator = self._client.get_paginator("describe_security_group_rules")
             pages = paginator.paginate(
@@ -142,7 +149,7 @@ class SecurityGroupReader:
             for page in pages:
                 for item in page.get("SecurityGroupRules", []):
                     gid = item.get("GroupId", "")
-                    rule = observed_rule(item, item.get("GroupOwnerId"))
+                    rule = observed_rule(item, item.get("GroupOwnerId") or owner_of.get(gid))
                     if rule is None:
                         log.warning(
                             "rule_unreadable", group_id=gid, rule_id=item.get("SecurityGroupRuleId")
@@ -180,7 +187,7 @@ class SecurityGroupReader:
     def _with_rules(self, facts: list[_GroupFacts]) -> tuple[ObservedGroup, ...]:
         if not facts:
             return ()
-        rules = self.rules_of([f.group_id for f in facts])
+        rules = self.rules_of([f.group_id for f in facts], {f.group_id: f.owner_id for f in facts})
         return tuple(self._observed(f, tuple(rules.get(f.group_id, ()))) for f in facts)
 
     def _observed(self, facts: _GroupFacts, rules: tuple[ObservedRule, ...]) -> ObservedGroup:

@@ -1,0 +1,173 @@
+"""The CLI's exit codes, messages and JSON contract, in-process against moto."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli import main
+from tests.policyfiles import write_policies
+from tests.world import REGION, World, ingress
+
+POLICY = """
+groups:
+  - name: web-prod
+    match: {tags: {Name: prod-sg}}
+    ingress:
+      - {protocol: tcp, ports: 443, from: [0.0.0.0/0, "::/0"], description: public HTTPS}
+"""
+KEEP = [ingress("tcp", (443, 443), "0.0.0.0/0"), ingress("tcp", (443, 443), "::/0")]
+SSH = ingress("tcp", (22, 22), "0.0.0.0/0")
+JSON_KEYS = {
+    "action",
+    "region",
+    "group_id",
+    "policy",
+    "rule_id",
+    "direction",
+    "protocol",
+    "from_port",
+    "to_port",
+    "source",
+    "description",
+    "reason",
+}
+
+
+def test_plan_exits_2_on_drift_and_prints_the_revoke_line(
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan shows each revoke with its rule id and reason, a summary, and exits 2."""
+    policies = write_policies(tmp_path / "p", POLICY)
+    group = world.group("web", {"Name": "prod-sg"}, [*KEEP, (SSH, "temp")])
+    code = main(["plan", "--policies", str(policies), "--region", REGION])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert code == 2
+    assert lines[0] == f"{REGION} {group} (policy web-prod)"
+    assert lines[1].startswith("  - revoke   sgr-")
+    assert lines[1].endswith("ingress tcp 22 from 0.0.0.0/0  (not in policy web-prod)")
+    assert lines[-1] == "Plan: 1 to revoke, 0 missing, 0 excepted, 0 blocked in 1 groups."
+    assert "\x1b[" not in out
+
+
+def test_plan_exits_0_when_there_is_no_drift(
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan exits 0 and says so when every managed group matches."""
+    policies = write_policies(tmp_path / "p", POLICY)
+    world.group("web", {"Name": "prod-sg"}, KEEP)
+    assert main(["plan", "--policies", str(policies), "--region", REGION]) == 0
+    assert capsys.readouterr().out == "No drift: 1 managed groups match the baseline.\n"
+
+
+def test_plan_json_is_the_public_contract(
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan --output json emits changes with exactly the documented keys, errors and summary."""
+    policies = write_policies(tmp_path / "p", POLICY)
+    group = world.group("web", {"Name": "prod-sg"}, [*KEEP, (SSH, "temp")])
+    world.authorize(group, ingress("all", None, "::/0"))
+    code = main(["plan", "--policies", str(policies), "--region", REGION, "--output", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 2
+    assert set(doc) == {"changes", "errors", "summary"}
+    assert doc["errors"] == []
+    assert all(set(c) == JSON_KEYS for c in doc["changes"])
+    by_proto = {c["protocol"]: c for c in doc["changes"]}
+    assert by_proto["all"]["from_port"] is None
+    assert by_proto["all"]["to_port"] is None
+    assert by_proto["all"]["source"] == "::/0"
+    ssh = by_proto["tcp"]
+    assert (ssh["action"], ssh["direction"], ssh["from_port"], ssh["to_port"]) == (
+        "revoke",
+        "ingress",
+        22,
+        22,
+    )
+    assert (ssh["group_id"], ssh["policy"], ssh["description"]) == (group, "web-prod", "temp")
+    assert ssh["rule_id"].startswith("sgr-")
+    assert doc["summary"]["to_revoke"] == 2
+
+
+def test_apply_then_plan_is_clean_and_apply_json_has_status(
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """apply exits 0, every change says revoked, and the next plan exits 0."""
+    policies = write_policies(tmp_path / "p", POLICY)
+    group = world.group("web", {"Name": "prod-sg"}, [*KEEP, SSH])
+    code = main(["apply", "--policies", str(policies), "--region", REGION, "--output", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [c["status"] for c in doc["changes"]] == ["revoked"]
+    assert doc["summary"]["statuses"] == {"revoked": 1}
+    assert world.live(group) >= set(KEEP)
+    assert SSH not in world.live(group)
+    assert main(["plan", "--policies", str(policies), "--region", REGION]) == 0
+
+
+def test_invalid_policies_exit_1_with_file_line_errors_and_change_nothing(
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """apply on a broken baseline prints every error with file:line and revokes nothing."""
+    policies = write_policies(tmp_path / "p", POLICY.replace("0.0.0.0/0,", "10.0.0.1/8,"))
+    group = world.group("web", {"Name": "prod-sg"}, [*KEEP, SSH])
+    code = main(["apply", "--policies", str(policies), "--region", REGION])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert err[0] == (
+        f"{policies / 'policies.yaml'}:6: groups[0].ingress[0].from[0]: '10.0.0.1/8' has host"
+        " bits set (did you mean 10.0.0.0/8?)"
+    )
+    assert err[-1] == f"error: 1 problem(s) in {policies}; nothing was changed"
+    assert SSH in world.live(group)
+
+
+def test_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """validate exits 0 on a valid directory and 1 on an empty one."""
+    good = write_policies(tmp_path / "good", POLICY)
+    assert main(["validate", "--policies", str(good)]) == 0
+    assert capsys.readouterr().out == "OK: 1 policies in 1 files\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["validate", "--policies", str(empty)]) == 1
+    assert "no policy files (*.yaml, *.yml) found" in capsys.readouterr().err
+
+
+def test_no_region_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: None
+) -> None:
+    """Without --region or a session region, plan stops with a one-line hint."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    policies = write_policies(tmp_path / "p", POLICY)
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", "--policies", str(policies)])
+    assert str(exc.value) == (
+        "error: no region: pass --region R or set AWS_REGION / AWS_DEFAULT_REGION"
+    )
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    """`python -m reconciler --version` works like the console script."""
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("sg-reconciler ")
+
+
+def test_demo_finds_and_revokes_drift(capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo runs plan -> apply -> plan on the example policies and succeeds."""
+    policies = Path(__file__).parents[2] / "policies"
+    assert main(["demo", "--policies", str(policies)]) == 0
+    out = capsys.readouterr().out
+    assert "(exit code 2)" in out
+    assert "Demo finished: drift found, revoked, and the baseline holds." in out
