@@ -7,7 +7,7 @@ __all__ = ["main"]
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -48,31 +48,11 @@ class AwsOptions:
         raise SystemExit("error: no region: pass --region R or set AWS_REGION / AWS_DEFAULT_REGION")
 
 
-def ec2_factory(session: boto3.Session, endpoint_url: str | None) -> _Ec2Factory:
+def ec2_factory(session: boto3.Session, endpoint_url: str | None) -> Callable[[str], EC2Client]:
     """EC2 clients per region, created once, with standard retries and our user agent."""
-    return _Ec2Factory(session, endpoint_url)
+    from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
 
-
-class _Ec2Factory:
-    def __init__(self, session: boto3.Session, endpoint_url: str | None) -> None:
-        self._session = session
-        self._endpoint_url = endpoint_url
-        self._clients: dict[str, EC2Client] = {}
-
-    def __call__(self, region: str) -> EC2Client:
-        client = self._clients.get(region)
-        if client is None:
-            from botocore.config import Config  # noqa: PLC0415
-
-            config = Config(
-                retries={"mode": "standard", "max_attempts": 8},
-                user_agent_extra=f"sg-reconciler/{__version__}",
-            )
-            client = self._session.client(
-                "ec2", region_name=region, endpoint_url=self._endpoint_url, config=config
-            )
-            self._clients[region] = client
-        return client
+    return AwsClients(session, endpoint_url).ec2
 
 
 def _common(parser: argparse.ArgumentParser, *, aws: bool = True, output: bool = False) -> None:

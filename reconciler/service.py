@@ -76,13 +76,20 @@ def plan_regions(
 
 
 def apply_plan(
-    plan: Plan, revokers: Callable[[str], RuleRevoker], *, dry_run: bool = False
+    plan: Plan,
+    revokers: Callable[[str], RuleRevoker],
+    *,
+    dry_run: bool = False,
+    report_mode: bool = False,
 ) -> tuple[Outcome, ...]:
     """Execute exactly the plan's writing changes: one revoke call per group and direction.
 
     Changes that do not write (missing, report-only, blocked, excepted) are reported as
-    such. One group's failure never stops the others.
+    such; ``dry_run`` marks revokes ``planned`` and ``report_mode`` marks them
+    ``skipped_report_mode``, both without a call. One group's failure never stops the others.
     """
+    if report_mode:
+        plan = plan.as_report_only()
     outcomes: dict[int, Outcome] = {}
     batches: dict[tuple[str, str, Direction], list[int]] = defaultdict(list)
     for index, change in enumerate(plan.changes):
@@ -139,6 +146,7 @@ def reconcile(
     *,
     apply: bool,
     dry_run: bool = False,
+    report_mode: bool = False,
     now: datetime | None = None,
     group_ids: Sequence[str] | None = None,
     account_id: str | None = None,
@@ -152,7 +160,7 @@ def reconcile(
     outcomes: tuple[Outcome, ...] = ()
     if apply:
         revokers = {r: RuleRevoker(clients(r), readers[r]) for r in regions}
-        outcomes = apply_plan(plan, revokers.__getitem__, dry_run=dry_run)
+        outcomes = apply_plan(plan, revokers.__getitem__, dry_run=dry_run, report_mode=report_mode)
     result = RunResult(plan=plan, outcomes=outcomes, errors=errors)
     statuses: dict[str, int] = defaultdict(int)
     for outcome in outcomes:

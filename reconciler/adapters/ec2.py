@@ -122,6 +122,14 @@ class SecurityGroupReader:
         facts = list(self._describe_groups([{"Name": "group-id", "Values": ids}]))
         return self._with_rules(facts)
 
+    def describe(self, group_ids: Iterable[str]) -> tuple[ObservedGroup, ...]:
+        """The given groups' facts (tags, VPC, owner) without their rules: one call."""
+        ids = sorted(set(group_ids))
+        if not ids:
+            return ()
+        facts = self._describe_groups([{"Name": "group-id", "Values": ids}])
+        return tuple(self._observed(f, ()) for f in facts)
+
     def read_groups_by_name(self, names: Iterable[str]) -> tuple[ObservedGroup, ...]:
         """Groups found by name (calls made by groupName), with all their rules."""
         wanted = sorted(set(names))

@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ["Action", "Change", "GroupProblem", "Outcome", "Plan", "Status", "Summary"]
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -145,6 +145,16 @@ class Plan:
     changes: tuple[Change, ...]
     problems: tuple[GroupProblem, ...] = ()
     managed_groups: int = 0
+
+    def as_report_only(self) -> Plan:
+        """The same plan with every change marked report-only (nothing will be written)."""
+        return replace(self, changes=tuple(replace(c, report_only=True) for c in self.changes))
+
+    def restricted_to(self, directions: frozenset[Direction]) -> Plan:
+        """Only the changes of the given directions (the event path's scope)."""
+        return replace(
+            self, changes=tuple(c for c in self.changes if c.key.direction in directions)
+        )
 
     @property
     def has_drift(self) -> bool:

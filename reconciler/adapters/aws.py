@@ -1,0 +1,58 @@
+"""boto3 clients, created once per region and service, with retries and our user agent."""
+
+from __future__ import annotations
+
+__all__ = ["AwsClients"]
+
+from typing import TYPE_CHECKING, Any
+
+from reconciler import __version__
+
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sts import STSClient
+
+
+class AwsClients:
+    """Lazily created clients from one session; the endpoint (moto, LocalStack) applies to all."""
+
+    def __init__(self, session: boto3.Session, endpoint_url: str | None = None) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def _client(self, service: str, region: str | None) -> Any:
+        key = (service, region or "")
+        client = self._clients.get(key)
+        if client is None:
+            from botocore.config import Config  # noqa: PLC0415 - keeps import time low
+
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 8},
+                user_agent_extra=f"sg-reconciler/{__version__}",
+            )
+            client = self.session.client(
+                service,  # type: ignore[call-overload]
+                region_name=region,
+                endpoint_url=self.endpoint_url,
+                config=config,
+            )
+            self._clients[key] = client
+        return client
+
+    def ec2(self, region: str) -> EC2Client:
+        """The EC2 client of a region."""
+        client: EC2Client = self._client("ec2", region)
+        return client
+
+    def sns(self, region: str | None) -> SNSClient:
+        """The SNS client of a region."""
+        client: SNSClient = self._client("sns", region)
+        return client
+
+    def sts(self, region: str | None) -> STSClient:
+        """The STS client of a region."""
+        client: STSClient = self._client("sts", region)
+        return client

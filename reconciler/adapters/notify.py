@@ -1,0 +1,173 @@
+"""Notifications: what happened, in words and JSON, published to SNS (or only logged)."""
+
+from __future__ import annotations
+
+__all__ = ["Notification", "SnsNotifier", "drift_notice", "run_notice", "untracked_notice"]
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reconciler.core.plan import Outcome, Status
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
+    from reconciler.adapters.events import ApiCall
+
+log = structlog.get_logger("reconciler.notify")
+
+SUBJECT_LIMIT = 100  # SNS rejects longer subjects
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A subject line, a body for people (with a JSON block), and the facts as data."""
+
+    subject: str
+    body: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _subject(text: str) -> str:
+    clean = " ".join(text.split())
+    return clean if len(clean) <= SUBJECT_LIMIT else clean[: SUBJECT_LIMIT - 1] + "…"
+
+
+def _who(call: ApiCall) -> dict[str, Any]:
+    return {
+        "actor": call.actor.arn,
+        "actor_type": call.actor.type,
+        "source_ip": call.actor.source_ip,
+        "user_agent": call.actor.user_agent,
+        "event_name": call.event_name,
+        "event_time": call.event_time,
+        "event_id": call.event_id,
+        "account": call.account,
+        "region": call.region,
+    }
+
+
+def drift_notice(call: ApiCall, outcomes: Sequence[Outcome], *, mode: str) -> Notification:
+    """The message for an event that led to revokes (or would have, in report mode)."""
+    revoked = [o for o in outcomes if o.status is Status.REVOKED]
+    failed = [o for o in outcomes if o.status is Status.FAILED]
+    shown = [o for o in outcomes if o.change.action.value == "revoke"]
+    groups = sorted({o.change.group_id for o in shown})
+    policies = sorted({o.change.policy for o in shown})
+    if mode == "report" or not revoked:
+        verdict = "DRIFT REPORTED" if not failed else "MITIGATION FAILED"
+    else:
+        verdict = "AUTO-MITIGATED" if not failed else "PARTLY MITIGATED"
+    what = (
+        f"revoked {len(revoked)} rule(s)"
+        if verdict in ("AUTO-MITIGATED", "PARTLY MITIGATED")
+        else f"found {len(shown)} rule(s) not in the baseline"
+    )
+    subject = _subject(
+        f"sg-reconciler {verdict}: {what} on {', '.join(groups)} ({', '.join(policies)})"
+    )
+    facts = {
+        "verdict": verdict,
+        "mode": mode,
+        "group_ids": groups,
+        "policies": policies,
+        **_who(call),
+        "rules": [o.to_dict() for o in shown],
+    }
+    lines = [
+        f"{verdict}: {call.event_name} by {call.actor.arn or 'unknown'}"
+        f" changed {', '.join(groups)} at {call.event_time or 'unknown time'}.",
+        "",
+        "Rules not in the baseline:",
+        *(
+            f"  {o.change.rule_id}  {o.change.key.describe()}"
+            f"  ({o.change.description or 'no description'})  => {o.status.value}"
+            for o in shown
+        ),
+        "",
+        f"Who: {call.actor.arn} ({call.actor.type})",
+        f"Source IP: {call.actor.source_ip}",
+        f"User agent: {call.actor.user_agent}",
+        f"Event: {call.event_name} {call.event_id} at {call.event_time} in {call.region}",
+        "",
+        "As JSON:",
+        json.dumps(facts, indent=2, sort_keys=True),
+    ]
+    return Notification(subject=subject, body="\n".join(lines), facts=facts)
+
+
+def untracked_notice(call: ApiCall, group_ids: Sequence[str], left: str) -> Notification:
+    """A group lost the tag that made a policy govern it; nothing is reverted."""
+    subject = _subject(f"sg-reconciler WARNING: {', '.join(group_ids)} left the baseline ({left})")
+    facts = {"verdict": "LEFT BASELINE", "group_ids": list(group_ids), "policy": left, **_who(call)}
+    body = "\n".join(
+        [
+            f"{call.event_name} by {call.actor.arn or 'unknown'} removed tags from"
+            f" {', '.join(group_ids)}: policy {left} no longer governs it.",
+            "Nothing was reverted. If this was not intended, restore the tag;"
+            " the next run will then reconcile the group.",
+            "",
+            json.dumps(facts, indent=2, sort_keys=True),
+        ]
+    )
+    return Notification(subject=subject, body=body, facts=facts)
+
+
+def run_notice(outcomes: Sequence[Outcome], errors: Sequence[str], *, mode: str) -> Notification:
+    """One summary for a scheduled run that changed or failed something."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+    verdict = "RUN FAILED" if errors or counts.get("failed") else "SCHEDULED RUN"
+    subject = _subject(
+        f"sg-reconciler {verdict}: {counts.get('revoked', 0)} revoked,"
+        f" {counts.get('failed', 0)} failed, {len(errors)} errors"
+    )
+    facts = {
+        "verdict": verdict,
+        "mode": mode,
+        "statuses": counts,
+        "errors": list(errors),
+        "changes": [o.to_dict() for o in outcomes if o.status is not Status.REPORTED],
+    }
+    body = "\n".join(
+        [
+            f"{verdict} ({mode}):",
+            *(
+                f"  {o.change.region} {o.change.group_id} {o.change.rule_id}"
+                f"  {o.change.key.describe()}  => {o.status.value}"
+                for o in outcomes
+                if o.status is not Status.REPORTED
+            ),
+            *(f"  error: {e}" for e in errors),
+            "",
+            json.dumps(facts, indent=2, sort_keys=True),
+        ]
+    )
+    return Notification(subject=subject, body=body, facts=facts)
+
+
+class SnsNotifier:
+    """Publishes notifications to one SNS topic; a failure is logged and returned, not raised."""
+
+    def __init__(self, client: SNSClient, topic_arn: str) -> None:
+        self._client = client
+        self._topic_arn = topic_arn
+
+    def publish(self, notification: Notification) -> str | None:
+        """Publish; return an error message when SNS refused or could not be reached."""
+        try:
+            self._client.publish(
+                TopicArn=self._topic_arn,
+                Subject=notification.subject,
+                Message=notification.body,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.error("notify_failed", topic_arn=self._topic_arn, error=str(exc))
+            return f"cannot publish to {self._topic_arn}: {exc}"
+        return None

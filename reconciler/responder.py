@@ -1,0 +1,348 @@
+"""The event path: one trigger (CloudTrail call, schedule, or noise) -> a summary.
+
+The event only says where to look. The live state, read fresh, decides what to revoke:
+a rule the baseline allows is never revoked, whatever the event says.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Responder", "TriggerSummary", "is_same_principal"]
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reconciler.adapters.ec2 import RuleRevoker, SecurityGroupReader
+from reconciler.adapters.events import ApiCall, Ignored, ScheduledTick, Trigger
+from reconciler.adapters.notify import (
+    Notification,
+    SnsNotifier,
+    drift_notice,
+    run_notice,
+    untracked_notice,
+)
+from reconciler.core.plan import Action, Outcome, Status
+from reconciler.core.planner import plan as make_plan
+from reconciler.core.rules import Direction, ObservedGroup
+from reconciler.service import apply_plan, reconcile
+
+if TYPE_CHECKING:
+    from reconciler.adapters.aws import AwsClients
+    from reconciler.core.policy import Baseline
+    from reconciler.settings import Settings
+
+log = structlog.get_logger("reconciler.event")
+
+TriggerKind = Literal["cloudtrail", "schedule", "ignored"]
+
+_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$")
+_ASSUMED_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/.+$")
+
+
+def _role_of(arn: str | None) -> tuple[str, str] | None:
+    """(account, role name) of a role or assumed-role ARN; None for anything else."""
+    if not arn:
+        return None
+    found = _ROLE_ARN.match(arn) or _ASSUMED_ROLE_ARN.match(arn)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def is_same_principal(candidate: str | None, principal: str) -> bool:
+    """True when ``candidate`` is ``principal``, or both name the same IAM role.
+
+    A session issuer ARN carries the role's path (``role/service-role/x``) while an
+    assumed-role ARN does not, so roles compare by account and name.
+    """
+    if not candidate:
+        return False
+    if candidate == principal:
+        return True
+    role = _role_of(candidate)
+    return role is not None and role == _role_of(principal)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSummary:
+    """What one trigger led to; ``to_dict`` is the handler's public return shape."""
+
+    trigger: TriggerKind
+    event_name: str | None = None
+    group_ids: tuple[str, ...] = ()
+    revoked: tuple[str, ...] = ()
+    missing: tuple[dict[str, Any], ...] = ()
+    skipped_reason: str | None = None
+    errors: tuple[str, ...] = ()
+    would_revoke: tuple[str, ...] = ()
+    failed: bool = False
+    notifications: tuple[Notification, ...] = field(default=(), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-serialisable summary (README, "Lambda")."""
+        return {
+            "trigger": self.trigger,
+            "event_name": self.event_name,
+            "group_ids": list(self.group_ids),
+            "revoked": list(self.revoked),
+            "missing": list(self.missing),
+            "skipped_reason": self.skipped_reason,
+            "errors": list(self.errors),
+            "would_revoke": list(self.would_revoke),
+        }
+
+
+def _ignored(reason: str, event_name: str | None = None) -> TriggerSummary:
+    return TriggerSummary(trigger="ignored", event_name=event_name, skipped_reason=reason)
+
+
+class Responder:
+    """Handles triggers against live AWS state with one container's settings and baseline."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        baseline: Baseline | None,
+        policy_errors: Sequence[str],
+        clients: AwsClients,
+        own_arn: Callable[[], str | None],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._baseline = baseline
+        self._policy_errors = tuple(policy_errors)
+        self._clients = clients
+        self._own_arn = own_arn
+        self._now = now
+
+    def handle(self, trigger: Trigger) -> TriggerSummary:
+        """Act on one trigger; AWS failures are reported in the summary, never raised."""
+        if isinstance(trigger, Ignored):
+            return _ignored(trigger.reason, trigger.event_name)
+        if self._baseline is None:
+            # Fail closed: an invalid baseline stops every action.
+            kind: TriggerKind = "schedule" if isinstance(trigger, ScheduledTick) else "cloudtrail"
+            name = trigger.event_name if isinstance(trigger, ApiCall) else None
+            log.error("policies_invalid", errors=list(self._policy_errors))
+            return TriggerSummary(
+                trigger=kind,
+                event_name=name,
+                skipped_reason="policies_invalid",
+                errors=self._policy_errors,
+                failed=True,
+            )
+        if isinstance(trigger, ScheduledTick):
+            return self._scheduled(self._baseline)
+        return self._api_call(self._baseline, trigger)
+
+    # --- schedule ------------------------------------------------------------------------
+
+    def _scheduled(self, baseline: Baseline) -> TriggerSummary:
+        report = self._settings.mode == "report"
+        result = reconcile(
+            baseline,
+            self._clients.ec2,
+            self._settings.regions,
+            apply=True,
+            dry_run=False,
+            report_mode=report,
+            now=self._now(),
+        )
+        errors = (*result.errors, *(str(p) for p in result.plan.problems))
+        notices: list[Notification] = []
+        changed = any(o.status in (Status.REVOKED, Status.FAILED) for o in result.outcomes)
+        if changed or errors:
+            notices.append(run_notice(result.outcomes, errors, mode=self._settings.mode))
+        return self._summary(
+            "schedule",
+            None,
+            tuple(sorted({c.group_id for c in result.plan.changes})),
+            result.outcomes,
+            errors=errors,
+            failed=result.failed,
+            notices=notices,
+        )
+
+    # --- CloudTrail calls -----------------------------------------------------------------
+
+    def _is_own_call(self, call: ApiCall) -> bool:
+        issuer, arn = call.actor.session_issuer_arn, call.actor.arn
+        for principal in self._settings.ignore_principals:
+            if is_same_principal(issuer, principal) or is_same_principal(arn, principal):
+                return True
+        if issuer is None:
+            return False  # IAM users and root have no session issuer: never us
+        own = self._own_arn()
+        return own is not None and is_same_principal(issuer, own)
+
+    def _api_call(self, baseline: Baseline, call: ApiCall) -> TriggerSummary:
+        if self._is_own_call(call):
+            return _ignored("own_call", call.event_name)
+        region = call.region or self._settings.regions[0]
+        if region not in self._settings.regions:
+            # Only configured regions are acted on: a hostile or forwarded event cannot
+            # send the function to an arbitrary endpoint.
+            return _ignored(f"region_not_managed:{region[:40]}", call.event_name)
+        reader = SecurityGroupReader(self._clients.ec2(region), region, call.account)
+        try:
+            if call.event_name == "DeleteTags":
+                return self._tags_removed(baseline, call, reader)
+            groups = (
+                reader.read_groups(call.group_ids)
+                if call.group_ids
+                else reader.read_groups_by_name(call.group_names)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.error("read_failed", region=region, error=str(exc), event_name=call.event_name)
+            return TriggerSummary(
+                trigger="cloudtrail",
+                event_name=call.event_name,
+                group_ids=call.group_ids,
+                errors=(f"{region}: cannot read {', '.join(call.group_ids)}: {exc}",),
+                failed=True,
+            )
+        if not groups:
+            return TriggerSummary(
+                trigger="cloudtrail",
+                event_name=call.event_name,
+                group_ids=call.group_ids,
+                skipped_reason="group_not_found",
+            )
+        plan = make_plan(baseline, groups, now=self._now())
+        plan = plan.restricted_to(_directions(call, groups))
+        if plan.managed_groups == 0:
+            return TriggerSummary(
+                trigger="cloudtrail",
+                event_name=call.event_name,
+                group_ids=tuple(g.group_id for g in groups),
+                skipped_reason="unmanaged_group",
+            )
+        revoker = RuleRevoker(self._clients.ec2(region), reader)
+        outcomes = apply_plan(
+            plan, lambda _region: revoker, report_mode=self._settings.mode == "report"
+        )
+        notices: list[Notification] = []
+        if any(o.change.action is Action.REVOKE for o in outcomes):
+            notice = drift_notice(call, outcomes, mode=self._settings.mode)
+            log.warning("drift_event", **notice.facts)
+            notices.append(notice)
+        return self._summary(
+            "cloudtrail",
+            call.event_name,
+            tuple(g.group_id for g in groups),
+            outcomes,
+            errors=tuple(str(p) for p in plan.problems),
+            failed=any(o.status is Status.FAILED for o in outcomes),
+            notices=notices,
+        )
+
+    def _tags_removed(
+        self, baseline: Baseline, call: ApiCall, reader: SecurityGroupReader
+    ) -> TriggerSummary:
+        """A removed tag may take a group out of the baseline: warn, never revert."""
+        groups = reader.describe(call.group_ids)
+        notices = []
+        for group in groups:
+            left = _policies_left(baseline, group, call.tags)
+            if left:
+                notice = untracked_notice(call, [group.group_id], ", ".join(left))
+                log.warning("group_left_baseline", **notice.facts)
+                notices.append(notice)
+        return TriggerSummary(
+            trigger="cloudtrail",
+            event_name=call.event_name,
+            group_ids=tuple(g.group_id for g in groups),
+            skipped_reason="tags_removed" if notices else "no_managed_tag_removed",
+            notifications=tuple(notices),
+        )
+
+    # --- shared -------------------------------------------------------------------------
+
+    def _summary(
+        self,
+        kind: TriggerKind,
+        event_name: str | None,
+        group_ids: tuple[str, ...],
+        outcomes: Sequence[Outcome],
+        *,
+        errors: tuple[str, ...],
+        failed: bool,
+        notices: list[Notification],
+    ) -> TriggerSummary:
+        errors = (
+            *errors,
+            *(
+                f"{o.change.group_id} {o.change.rule_id}: {o.error}"
+                for o in outcomes
+                if o.status is Status.FAILED
+            ),
+        )
+        sent = self._publish(notices)
+        return TriggerSummary(
+            trigger=kind,
+            event_name=event_name,
+            group_ids=group_ids,
+            revoked=tuple(o.change.rule_id or "" for o in outcomes if o.status is Status.REVOKED),
+            missing=tuple(
+                o.change.to_dict() for o in outcomes if o.change.action is Action.MISSING
+            ),
+            errors=(*errors, *sent),
+            would_revoke=tuple(
+                o.change.rule_id or "" for o in outcomes if o.status is Status.SKIPPED_REPORT_MODE
+            ),
+            failed=failed,
+            notifications=tuple(notices),
+        )
+
+    def _publish(self, notices: list[Notification]) -> tuple[str, ...]:
+        topic = self._settings.topic_arn
+        if not notices or topic is None:
+            return ()
+        region = topic.split(":")[3] if topic.count(":") >= 5 else None
+        notifier = SnsNotifier(self._clients.sns(region), topic)
+        errors = [error for n in notices if (error := notifier.publish(n)) is not None]
+        return tuple(errors)
+
+
+def _directions(call: ApiCall, groups: Sequence[ObservedGroup]) -> frozenset[Direction]:
+    """The directions an event can have changed: its own, else those of the rules it names.
+
+    Limiting the event path to them keeps it at one revoke call; the schedule covers the
+    rest.
+    """
+    if call.direction is not None:
+        return frozenset({call.direction})
+    if call.rule_ids:
+        named = {
+            rule.key.direction
+            for group in groups
+            for rule in group.rules
+            if rule.rule_id in call.rule_ids
+        }
+        if named:
+            return frozenset(named)
+    return frozenset(Direction)
+
+
+def _policies_left(
+    baseline: Baseline, group: ObservedGroup, removed: Sequence[tuple[str, str | None]]
+) -> list[str]:
+    """Policies that matched the group before the tags were removed and do not now."""
+    out = []
+    for policy in baseline.policies:
+        wanted = policy.match.tags or {}
+        if not any(key in wanted for key, _ in removed):
+            continue
+        before = dict(group.tags)
+        for key, value in removed:
+            # DeleteTags may omit the value: assume it was the one the policy wanted.
+            before[key] = value if value is not None else wanted.get(key, "")
+        gid, vpc = group.group_id, group.vpc_id
+        was = policy.match.holds_for(group_id=gid, tags=before, vpc_id=vpc)
+        if was and not policy.match.holds_for(group_id=gid, tags=group.tags, vpc_id=vpc):
+            out.append(policy.name)
+    return out

@@ -1,0 +1,113 @@
+"""One Lambda container's state: settings, baseline and clients, built once and reused."""
+
+from __future__ import annotations
+
+__all__ = ["ReconcileFailed", "build_responder", "container", "raise_if_failed", "run_event"]
+
+import functools
+import json
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from reconciler.adapters.events import parse_event
+from reconciler.core.errors import PolicyError, ReconcilerError
+from reconciler.responder import Responder, TriggerSummary
+
+if TYPE_CHECKING:
+    import boto3
+
+    from reconciler.core.policy import Baseline
+
+log = structlog.get_logger("reconciler.lambda")
+
+
+class ReconcileFailed(ReconcilerError):
+    """Raised after a run did all it could but AWS calls failed (or the baseline is invalid).
+
+    Raising makes Lambda retry and, in the end, send the event to the dead-letter queue.
+    """
+
+
+def build_responder(
+    environ: Mapping[str, str], *, session: boto3.Session | None = None
+) -> Responder:
+    """Read settings, load and validate the policies once, and prepare clients."""
+    import boto3  # noqa: PLC0415
+
+    from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
+    from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
+    from reconciler.settings import Settings  # noqa: PLC0415
+
+    settings = Settings.from_env(environ)
+    baseline: Baseline | None
+    errors: tuple[str, ...] = ()
+    try:
+        baseline = load_policies(settings.policies)
+    except PolicyError as exc:
+        baseline, errors = None, tuple(str(p) for p in exc.problems)
+        log.error("policies_invalid", errors=list(errors), policies=str(settings.policies))
+    clients = AwsClients(session or boto3.Session(), settings.endpoint_url)
+
+    @functools.cache
+    def own_arn() -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            arn: str = clients.sts(settings.regions[0]).get_caller_identity()["Arn"]
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("own_identity_unknown", error=str(exc))
+            return None
+        return arn
+
+    log.info(
+        "container_ready",
+        mode=settings.mode,
+        regions=list(settings.regions),
+        policies=len(baseline.policies) if baseline else 0,
+    )
+    return Responder(
+        settings=settings,
+        baseline=baseline,
+        policy_errors=errors,
+        clients=clients,
+        own_arn=own_arn,
+    )
+
+
+@functools.cache
+def container() -> Responder:
+    """The responder of this Lambda container (built on the first invocation)."""
+    from reconciler.log import configure_logging  # noqa: PLC0415
+
+    configure_logging(json=True)
+    return build_responder(os.environ)
+
+
+def _combine(summaries: list[TriggerSummary]) -> dict[str, Any]:
+    if len(summaries) == 1:
+        return summaries[0].to_dict()
+    acting = [s for s in summaries if s.trigger != "ignored"] or summaries
+    first = acting[0]
+    out = first.to_dict()
+    for key in ("group_ids", "revoked", "missing", "errors", "would_revoke"):
+        out[key] = [item for s in summaries for item in s.to_dict()[key]]
+    out["records"] = [s.to_dict() for s in summaries]
+    return out
+
+
+def run_event(event: object, responder: Responder) -> tuple[dict[str, Any], bool]:
+    """Handle every trigger in ``event``; return the summary and whether anything failed."""
+    summaries = [responder.handle(trigger) for trigger in parse_event(event)]
+    summary = _combine(summaries)
+    failed = any(s.failed for s in summaries)
+    log.info("event_summary", **summary, failed=failed)
+    return summary, failed
+
+
+def raise_if_failed(summary: dict[str, Any], failed: bool) -> None:
+    """Raise ReconcileFailed carrying the summary when the run failed."""
+    if failed:
+        raise ReconcileFailed(json.dumps(summary, sort_keys=True))

@@ -1,0 +1,69 @@
+"""Configuration of the Lambda, read once per container from its environment."""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_POLICY_DIR", "Settings"]
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+# In the deployment zip the policies sit beside the package: /var/task/policies.
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+Csv = Annotated[tuple[str, ...], BeforeValidator(_csv)]
+
+
+class Settings(BaseModel):
+    """``SG_RECONCILER_*`` environment variables, validated.
+
+    SG_RECONCILER_POLICIES            policy directory (default: policies/ in the package)
+    SG_RECONCILER_MODE                enforce (default) | report (never writes)
+    SG_RECONCILER_REGIONS             comma-separated (default: the function's region)
+    SG_RECONCILER_TOPIC_ARN           SNS topic for notifications (optional)
+    SG_RECONCILER_IGNORE_PRINCIPALS   comma-separated ARNs whose calls are never acted on
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policies: Path = DEFAULT_POLICY_DIR
+    mode: Literal["enforce", "report"] = "enforce"
+    regions: Csv = Field(min_length=1)
+    topic_arn: str | None = None
+    ignore_principals: Csv = ()
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read the settings; raises ValueError with one line per bad variable."""
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
+        raw: dict[str, object] = {
+            "regions": environ.get("SG_RECONCILER_REGIONS") or region,
+            "mode": (environ.get("SG_RECONCILER_MODE") or "enforce").strip().lower(),
+            "topic_arn": environ.get("SG_RECONCILER_TOPIC_ARN") or None,
+            "ignore_principals": environ.get("SG_RECONCILER_IGNORE_PRINCIPALS", ""),
+            "endpoint_url": environ.get("AWS_ENDPOINT_URL") or None,
+        }
+        if environ.get("SG_RECONCILER_POLICIES"):
+            raw["policies"] = environ["SG_RECONCILER_POLICIES"]
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            names = {
+                "regions": "SG_RECONCILER_REGIONS (or AWS_REGION)",
+                "mode": "SG_RECONCILER_MODE",
+                "policies": "SG_RECONCILER_POLICIES",
+            }
+            lines = [
+                f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
+            ]
+            raise ValueError("; ".join(lines)) from None
