@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(apply, output=True)
     apply.add_argument("--dry-run", action="store_true", help="plan and report, but make no change")
 
+    handle = sub.add_parser(
+        "handle-event",
+        help="run the Lambda handler locally on an event file (exit 0 ok, 1 failed)",
+    )
+    handle.add_argument("file", type=Path, help="EventBridge envelope or bare CloudTrail record")
+    _common(handle)
+    handle.add_argument("--mode", choices=("enforce", "report"), help="override SG_RECONCILER_MODE")
+
     demo = sub.add_parser("demo", help="run the whole loop on a local simulated AWS account")
     _common(demo, aws=False)
     return parser
@@ -119,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(out=sys.stdout, policies=args.policies)
     aws = AwsOptions(args.profile, tuple(args.region), args.endpoint_url)
+    if args.command == "handle-event":
+        return cmd_handle_event(args.file, args.policies, aws, mode=args.mode, out=sys.stdout)
     return cmd_reconcile(
         args.policies,
         aws,
@@ -197,3 +207,40 @@ def cmd_reconcile(
     if apply:
         return EXIT_OK
     return EXIT_DRIFT if result.plan.has_drift else EXIT_OK
+
+
+def cmd_handle_event(
+    file: Path,
+    policies: Path,
+    aws: AwsOptions,
+    *,
+    mode: str | None,
+    out: TextIO,
+    session: boto3.Session | None = None,
+) -> int:
+    """``handle-event``: the Lambda's code path on a local event file; prints the summary."""
+    import json  # noqa: PLC0415
+
+    from reconciler.runtime import build_responder, run_event  # noqa: PLC0415
+
+    try:
+        event = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        print(f"error: cannot read event {file}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    session = session or aws.session()
+    env = dict(os.environ)
+    env["SG_RECONCILER_POLICIES"] = str(policies)
+    env["SG_RECONCILER_REGIONS"] = ",".join(aws.resolved_regions(session))
+    if aws.endpoint_url:
+        env["AWS_ENDPOINT_URL"] = aws.endpoint_url
+    if mode:
+        env["SG_RECONCILER_MODE"] = mode
+    try:
+        responder = build_responder(env, session=session)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    summary, failed = run_event(event, responder)
+    print(json.dumps(summary, indent=2), file=out)
+    return EXIT_ERROR if failed else EXIT_OK

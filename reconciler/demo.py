@@ -4,16 +4,18 @@ from __future__ import annotations
 
 __all__ = ["run_demo"]
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler.adapters.ec2 import ip_permission
 from reconciler.core.rules import Direction, RuleKey
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef
 
@@ -163,7 +165,8 @@ def run_demo(*, out: TextIO, policies: Path | None = None) -> int:
             " (no policy matches it, so it is never touched)",
             file=out,
         )
-    ok = first == 2 and applied == 0 and final == 0 and still_open
+        reverted = _event_path(session, ec2, groups, policy_dir, out)
+    ok = first == 2 and applied == 0 and final == 0 and still_open and reverted
     print(
         "\nDemo finished: drift found, revoked, and the baseline holds."
         if ok
@@ -171,3 +174,123 @@ def run_demo(*, out: TextIO, policies: Path | None = None) -> int:
         file=out,
     )
     return 0 if ok else 1
+
+
+def cloudtrail_event(
+    *, group_id: str, rule_id: str, key: RuleKey, actor: str, account: str
+) -> dict[str, Any]:
+    """An EventBridge "AWS API Call via CloudTrail" event for an ingress Authorize."""
+    return {
+        "version": "0",
+        "id": "6f5a0e5c-demo-0000-0000-000000000001",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": account,
+        "time": "2026-11-29T09:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.10",
+            "userIdentity": {
+                "type": "IAMUser",
+                "principalId": "AIDADEMO",
+                "arn": actor,
+                "accountId": account,
+                "userName": actor.rsplit("/", 1)[-1],
+            },
+            "eventTime": "2026-11-29T09:00:00Z",
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "AuthorizeSecurityGroupIngress",
+            "awsRegion": REGION,
+            "sourceIPAddress": "198.51.100.23",
+            "userAgent": "console.ec2.amazonaws.com",
+            "requestParameters": {
+                "groupId": group_id,
+                "ipPermissions": {
+                    "items": [
+                        {
+                            "ipProtocol": key.protocol,
+                            "fromPort": key.from_port,
+                            "toPort": key.to_port,
+                            "groups": {},
+                            "ipRanges": {"items": [{"cidrIp": key.peer}]},
+                            "ipv6Ranges": {},
+                            "prefixListIds": {},
+                        }
+                    ]
+                },
+            },
+            "responseElements": {
+                "requestId": "demo-request",
+                "_return": True,
+                "securityGroupRuleSet": {
+                    "items": [
+                        {
+                            "groupOwnerId": account,
+                            "groupId": group_id,
+                            "securityGroupRuleId": rule_id,
+                            "isEgress": False,
+                            "ipProtocol": key.protocol,
+                            "fromPort": key.from_port,
+                            "toPort": key.to_port,
+                            "cidrIpv4": key.peer,
+                        }
+                    ]
+                },
+            },
+            "requestID": "demo-request",
+            "eventID": "0b9a3f0e-demo-0000-0000-000000000002",
+            "readOnly": False,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": account,
+            "eventCategory": "Management",
+        },
+    }
+
+
+def _event_path(
+    session: boto3.Session, ec2: EC2Client, groups: dict[str, str], policy_dir: Path, out: TextIO
+) -> bool:
+    """Someone opens tcp 22 to the world; the CloudTrail event goes to the handler."""
+    from reconciler.runtime import build_responder, run_event  # noqa: PLC0415
+
+    print("\n=== Event path: someone opens tcp 22 to the world on web-prod", file=out)
+    sns, sqs = session.client("sns"), session.client("sqs")
+    topic = sns.create_topic(Name="sg-reconciler")["TopicArn"]
+    queue = sqs.create_queue(QueueName="ops-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    ssh = RuleKey(Direction.INGRESS, "tcp", 22, 22, "0.0.0.0/0")
+    group = groups["web-prod"]
+    created = ec2.authorize_security_group_ingress(
+        GroupId=group,
+        IpPermissions=[ip_permission(ssh, "just for a minute")],  # type: ignore[list-item]
+    )
+    rule_id = created["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+    account = session.client("sts").get_caller_identity()["Account"]
+    event = cloudtrail_event(
+        group_id=group,
+        rule_id=rule_id,
+        key=ssh,
+        actor=f"arn:aws:iam::{account}:user/alice",
+        account=account,
+    )
+    print(f"alice added {rule_id} ({ssh.describe()}); CloudTrail emits the event.", file=out)
+    env = {
+        "SG_RECONCILER_POLICIES": str(policy_dir),
+        "SG_RECONCILER_REGIONS": REGION,
+        "SG_RECONCILER_TOPIC_ARN": topic,
+    }
+    summary, failed = run_event(event, build_responder(env, session=session))
+    print("Handler summary:", json.dumps(summary, indent=2), sep="\n", file=out)
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    for message in messages:
+        body = json.loads(message["Body"])
+        print(f"\nNotification: {body.get('Subject')}\n{body.get('Message')}", file=out)
+    live = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])
+    still = any(r["SecurityGroupRuleId"] == rule_id for r in live["SecurityGroupRules"])
+    print(f"\nRule {rule_id} still on web-prod: {still}", file=out)
+    return not failed and summary["revoked"] == [rule_id] and not still and bool(messages)

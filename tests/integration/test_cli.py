@@ -171,3 +171,4 @@ def test_demo_finds_and_revokes_drift(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert "(exit code 2)" in out
     assert "Demo finished: drift found, revoked, and the baseline holds." in out
+    assert "Notification: sg-reconciler AUTO-MITIGATED: revoked 1 rule(s) on sg-" in out
