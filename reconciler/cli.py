@@ -109,6 +109,33 @@ def build_parser() -> argparse.ArgumentParser:
     _common(handle)
     handle.add_argument("--mode", choices=("enforce", "report"), help="override SG_RECONCILER_MODE")
 
+    package = sub.add_parser("package", help="build the Lambda zip (refuses invalid policies)")
+    _common(package, aws=False)
+    package.add_argument("--output", type=Path, default=Path("dist/sg-reconciler.zip"))
+    package.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64")
+    package.add_argument(
+        "--bundle-boto3",
+        action="store_true",
+        help="ship boto3/botocore in the zip instead of using the Lambda runtime's",
+    )
+
+    deploy = sub.add_parser(
+        "deploy", help="package, upload and create/update the CloudFormation stack"
+    )
+    _common(deploy)
+    deploy.add_argument("--stack-name", required=True)
+    deploy.add_argument("--bucket", help="S3 bucket for the code (default: created for you)")
+    deploy.add_argument("--mode", choices=("enforce", "report"))
+    deploy.add_argument("--schedule", metavar="EXPR", help="e.g. 'rate(15 minutes)'")
+    deploy.add_argument("--notify-email", metavar="ADDR")
+    deploy.add_argument("--ignore-principal", action="append", default=[], metavar="ARN")
+    deploy.add_argument("--create-trail", action="store_true", help="create a CloudTrail trail")
+    deploy.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64")
+    deploy.add_argument("--bundle-boto3", action="store_true")
+    deploy.add_argument(
+        "--dry-run", action="store_true", help="print the change set, then delete it"
+    )
+
     demo = sub.add_parser("demo", help="run the whole loop on a local simulated AWS account")
     _common(demo, aws=False)
     return parser
@@ -126,7 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reconciler.demo import run_demo  # noqa: PLC0415
 
         return run_demo(out=sys.stdout, policies=args.policies)
+    if args.command == "package":
+        return cmd_package(
+            args.policies,
+            args.output,
+            architecture=args.architecture,
+            bundle_boto3=args.bundle_boto3,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
     aws = AwsOptions(args.profile, tuple(args.region), args.endpoint_url)
+    if args.command == "deploy":
+        return cmd_deploy(args, aws, out=sys.stdout, err=sys.stderr)
     if args.command == "handle-event":
         return cmd_handle_event(args.file, args.policies, aws, mode=args.mode, out=sys.stdout)
     return cmd_reconcile(
@@ -244,3 +282,102 @@ def cmd_handle_event(
     summary, failed = run_event(event, responder)
     print(json.dumps(summary, indent=2), file=out)
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def cmd_package(
+    policies: Path,
+    output: Path,
+    *,
+    architecture: str,
+    bundle_boto3: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """``package``: build the reproducible Lambda zip; invalid policies are refused."""
+    from reconciler.core.errors import PolicyError  # noqa: PLC0415
+    from reconciler.deploy.package import PackageError, build_package  # noqa: PLC0415
+
+    if load_or_report(policies, err) is None:
+        return EXIT_ERROR
+    try:
+        result = build_package(
+            policies, output, architecture=architecture, bundle_boto3=bundle_boto3
+        )
+    except (PackageError, PolicyError) as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_ERROR
+    print(
+        f"Built {result.path} ({result.size} bytes, {result.entries} files, {architecture},"
+        f" sha256 {result.sha256})",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _deploy_parameters(args: argparse.Namespace, baseline: Baseline) -> dict[str, str]:
+    """Stack parameters from the options actually given (the rest keep deployed values)."""
+    params: dict[str, str] = {"Architecture": args.architecture}
+    given = {
+        "Mode": args.mode,
+        "Schedule": args.schedule,
+        "NotifyEmail": args.notify_email,
+        "IgnorePrincipals": ",".join(args.ignore_principal) or None,
+        "CreateTrail": "true" if args.create_trail else None,
+    }
+    params.update({k: v for k, v in given.items() if v is not None})
+    common = _common_tag(baseline)
+    if common is not None:
+        params["ManagedTagKey"], params["ManagedTagValue"] = common
+    return params
+
+
+def _common_tag(baseline: Baseline) -> tuple[str, str] | None:
+    """A tag every policy selects by, if any: the role can then be limited to it."""
+    if not baseline.uses_only_tag_selectors():
+        return None
+    shared = set.intersection(*(set((p.match.tags or {}).items()) for p in baseline.policies))
+    return min(shared) if shared else None
+
+
+def cmd_deploy(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: TextIO) -> int:
+    """``deploy``: package, upload, create or update one stack per region, print outputs."""
+    import tempfile  # noqa: PLC0415
+
+    from reconciler.deploy.package import PackageError, build_package  # noqa: PLC0415
+    from reconciler.deploy.stack import deploy_stack  # noqa: PLC0415
+
+    baseline = load_or_report(args.policies, err)
+    if baseline is None:
+        return EXIT_ERROR
+    session = aws.session()
+    regions = aws.resolved_regions(session)
+    params = _deploy_parameters(args, baseline)
+    code = EXIT_OK
+    with tempfile.TemporaryDirectory(prefix="sg-reconciler-") as tmp:
+        try:
+            package = build_package(
+                args.policies,
+                Path(tmp) / "sg-reconciler.zip",
+                architecture=args.architecture,
+                bundle_boto3=args.bundle_boto3,
+            )
+        except PackageError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_ERROR
+        for region in regions:
+            result = deploy_stack(
+                session=session,
+                stack_name=args.stack_name,
+                region=region,
+                zip_path=package.path,
+                bucket=args.bucket,
+                parameters=params,
+                endpoint_url=aws.endpoint_url,
+                dry_run=args.dry_run,
+                out=out,
+            )
+            if not result.ok:
+                code = EXIT_ERROR
+                for failure in result.failures:
+                    print(f"error: {region} {args.stack_name}: {failure}", file=err)
+    return code

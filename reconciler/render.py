@@ -74,8 +74,9 @@ def render_text(
     elif not plan.changes and not problems:
         lines.append(f"No drift: {summary.managed_groups} managed groups match the baseline.")
     else:
+        report_only = f" ({summary.report_only} report-only)" if summary.report_only else ""
         lines.append(
-            f"Plan: {summary.to_revoke} to revoke, {summary.missing} missing,"
+            f"Plan: {summary.to_revoke} to revoke{report_only}, {summary.missing} missing,"
             f" {summary.excepted} excepted, {summary.blocked} blocked"
             f" in {summary.drifted_groups} groups."
         )

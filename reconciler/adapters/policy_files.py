@@ -130,17 +130,46 @@ def _load_file(
 
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _construct(
-    node: yaml.Node, loc: Loc, lines: dict[Loc, int], name: str, problems: list[PolicyProblem]
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    name: str,
+    problems: list[PolicyProblem],
+    *,
+    parents: frozenset[int] = frozenset(),
 ) -> Any:
     """Build plain Python data from a YAML node, recording the line of every path."""
-    lines.setdefault(loc, node.start_mark.line + 1)
+    line = node.start_mark.line + 1
+    lines.setdefault(loc, line)
+    if id(node) in parents:
+        problems.append(
+            PolicyProblem(
+                name,
+                line,
+                _format_loc(loc),
+                "an alias refers to the anchor that contains it (a value cannot contain itself)",
+            )
+        )
+        return None
+    inner = parents | {id(node)}
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _CONSTRUCTOR.construct_object(key_node, deep=True)
+            if key_node.tag == _MERGE_TAG:
+                problems.append(
+                    PolicyProblem(
+                        name,
+                        key_node.start_mark.line + 1,
+                        _format_loc(loc),
+                        "YAML merge keys (<<) are not supported; write the keys out",
+                    )
+                )
+                continue
+            key = _scalar(key_node, loc, name, problems)
             if not isinstance(key, str | int | float | bool) or key is None:
                 key = str(key)
             key_loc = (*loc, str(key))
@@ -155,13 +184,30 @@ def _construct(
                 )
                 continue
             lines[key_loc] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, key_loc, lines, name, problems)
+            out[key] = _construct(value_node, key_loc, lines, name, problems, parents=inner)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [
-            _construct(item, (*loc, i), lines, name, problems) for i, item in enumerate(node.value)
+            _construct(item, (*loc, i), lines, name, problems, parents=inner)
+            for i, item in enumerate(node.value)
         ]
-    return _CONSTRUCTOR.construct_object(node, deep=True)
+    return _scalar(node, loc, name, problems)
+
+
+def _scalar(node: yaml.Node, loc: Loc, name: str, problems: list[PolicyProblem]) -> Any:
+    """Build one scalar; a tag SafeLoader cannot build, or a value its tag rejects, is a problem."""
+    try:
+        return _CONSTRUCTOR.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, LookupError):
+        problems.append(
+            PolicyProblem(
+                name,
+                node.start_mark.line + 1,
+                _format_loc(loc),
+                f"cannot read {node.value!r} as {node.tag} (remove the tag or quote the value)",
+            )
+        )
+        return None
 
 
 def _yaml_type(value: object) -> str:

@@ -6,6 +6,7 @@ __all__ = ["matching_policies", "plan"]
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from reconciler.core.plan import Action, Change, GroupProblem, Plan
@@ -57,19 +58,11 @@ def _matching(index: _PolicyIndex, baseline: Baseline, group: ObservedGroup) -> 
     return sorted(out, key=lambda p: order[p.name])
 
 
-def _localise(keys: frozenset[RuleKey], owner_id: str | None) -> frozenset[RuleKey]:
+def _localise_key(key: RuleKey, owner_id: str | None) -> RuleKey:
     """Write ``<own account>/sg-…`` as ``sg-…``, the way EC2 reports same-account refs."""
-    if owner_id is None:
-        return keys
-    prefix = owner_id + "/"
-    if not any(k.peer.startswith(prefix) for k in keys):
-        return keys
-    return frozenset(
-        RuleKey(k.direction, k.protocol, k.from_port, k.to_port, k.peer[len(prefix) :])
-        if k.peer.startswith(prefix)
-        else k
-        for k in keys
-    )
+    if owner_id is None or not key.peer.startswith(owner_id + "/"):
+        return key
+    return replace(key, peer=key.peer[len(owner_id) + 1 :])
 
 
 def plan(
@@ -110,7 +103,9 @@ def plan(
         cache_key = (policy.name, group.owner_id)
         desired = desired_cache.get(cache_key)
         if desired is None:
-            desired = desired_cache[cache_key] = _localise(policy.desired(), group.owner_id)
+            desired = desired_cache[cache_key] = frozenset(
+                _localise_key(k, group.owner_id) for k in policy.desired()
+            )
         changes.extend(_diff_group(policy, group, desired))
     return Plan(changes=tuple(changes), problems=tuple(problems), managed_groups=managed)
 
@@ -145,7 +140,9 @@ def _diff_group(
         )
     missing = [k for k in desired if k not in live_keys and k.direction in directions]
     if missing:
-        descriptions = policy.descriptions()
+        descriptions = {
+            _localise_key(k, group.owner_id): d for k, d in policy.descriptions().items()
+        }
         out.extend(
             Change(
                 action=Action.MISSING,

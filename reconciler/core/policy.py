@@ -66,6 +66,8 @@ def _parse_port_item(item: object) -> tuple[int, int]:
         return (port, port)
     if isinstance(item, str):
         text = item.strip().lower()
+        if not text.isascii():
+            raise ValueError(f'{item!r} is not a port (use 443, "8000-8100" or all)')
         if text == "all":
             return (0, 65535)
         if text.isdigit():
@@ -229,7 +231,10 @@ class Match(BaseModel):
     model_config = _FROZEN
 
     tags: Annotated[dict[str, str], BeforeValidator(_tag_map)] | None = None
-    group_ids: tuple[Annotated[str, AfterValidator(_check_group_id)], ...] | None = None
+    group_ids: (
+        Annotated[tuple[Annotated[str, AfterValidator(_check_group_id)], ...], Field(min_length=1)]
+        | None
+    ) = None
     vpc_id: Annotated[str, AfterValidator(_check_vpc_id)] | None = None
 
     @model_validator(mode="after")

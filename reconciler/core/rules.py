@@ -63,8 +63,9 @@ def canonical_protocol(value: str | int) -> str:
     text = str(value).strip().lower()
     if text in _PROTOCOL_ALIASES:
         return _PROTOCOL_ALIASES[text]
-    if text.isdigit() and 0 <= int(text) <= 255:
-        return str(int(text))
+    if text.isascii() and text.isdigit() and 0 <= int(text) <= 255:
+        number = str(int(text))
+        return _PROTOCOL_ALIASES.get(number, number)
     raise ValueError(
         f"unknown protocol {value!r} (use tcp, udp, icmp, icmpv6, all, or a number 0-255)"
     )

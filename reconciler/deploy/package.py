@@ -1,0 +1,246 @@
+"""Build the Lambda deployment package: one reproducible zip with code, policies and wheels.
+
+The zip holds the ``reconciler`` package (from where it is installed), the baseline under
+``policies/``, and the third-party wheels for the Lambda platform (CPython 3.12 on manylinux,
+arm64 or x86_64) unpacked at the root. Wheels are fetched with ``pip download`` into a cache and
+pinned to the versions installed here, so the function runs what the tests ran. Entries are
+sorted and carry fixed timestamps and permissions: the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LAMBDA_PYTHON",
+    "RUNTIME_REQUIREMENTS",
+    "PackageError",
+    "PackageResult",
+    "build_package",
+    "default_wheel_dir",
+]
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+
+import reconciler
+from reconciler.core.errors import ReconcilerError
+
+LAMBDA_PYTHON = "3.12"
+RUNTIME_REQUIREMENTS = ("pydantic", "pyyaml", "structlog")
+BOTO_REQUIREMENTS = ("boto3",)  # the Lambda runtime provides boto3 and botocore
+ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
+MANYLINUX = ("manylinux2014", "manylinux_2_28")
+
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry
+_FILE_MODE = 0o100644  # regular file, rw-r--r--: Lambda only needs to read the code
+_SKIP_DIRS = frozenset({"__pycache__"})
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+
+
+class PackageError(ReconcilerError):
+    """The package could not be built (pip failed, a file would be overwritten, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PackageResult:
+    """The built zip and what went into it."""
+
+    path: Path
+    sha256: str
+    size: int
+    entries: int
+    architecture: str
+    wheels: tuple[str, ...]  # wheel file names, sorted
+
+
+def default_wheel_dir() -> Path:
+    """Where downloaded wheels are cached: ``.sg-reconciler/wheel-cache`` under the cwd."""
+    return Path.cwd() / ".sg-reconciler" / "wheel-cache"
+
+
+def build_package(
+    policies_dir: Path,
+    output: Path,
+    *,
+    architecture: str = "arm64",
+    bundle_boto3: bool = False,
+    wheel_dir: Path | None = None,
+) -> PackageResult:
+    """Build the Lambda zip at ``output`` and return what it holds.
+
+    Refuses an invalid baseline: ``PolicyError`` (whose ``problems`` print one per line) is
+    raised before anything is downloaded or written.
+    """
+    # Imported here: the policy loader pulls in the models, which packaging does not otherwise need.
+    from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
+
+    if architecture not in ARCHITECTURES:
+        raise PackageError(
+            f"architecture {architecture!r} is not one of {', '.join(sorted(ARCHITECTURES))}"
+        )
+    load_policies(policies_dir)
+
+    requirements = _pinned(RUNTIME_REQUIREMENTS + (BOTO_REQUIREMENTS if bundle_boto3 else ()))
+    cache = (
+        wheel_dir or default_wheel_dir()
+    ) / f"cp{LAMBDA_PYTHON.replace('.', '')}-{architecture}"
+    with tempfile.TemporaryDirectory(prefix="sg-reconciler-wheels-") as picked:
+        wheels = _lambda_wheels(requirements, architecture, cache, Path(picked))
+        entries: dict[str, bytes] = {}
+        _add_tree(entries, Path(reconciler.__file__).parent, PurePosixPath("reconciler"), "code")
+        _add_tree(entries, policies_dir, PurePosixPath("policies"), "policies")
+        for wheel in wheels:
+            _add_wheel(entries, wheel)
+        wheel_names = tuple(sorted(w.name for w in wheels))
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.create_system = 3  # Unix, so that external_attr holds the mode on any host
+            info.external_attr = _FILE_MODE << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, entries[name], compresslevel=9)
+    partial.replace(output)
+    data = output.read_bytes()
+    return PackageResult(
+        path=output,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        entries=len(entries),
+        architecture=architecture,
+        wheels=wheel_names,
+    )
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pinned(names: Iterable[str]) -> list[str]:
+    """``name==version`` for each requirement, at the version installed here."""
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError as exc:
+            raise PackageError(
+                f"{name} is not installed here; install sg-reconciler first"
+            ) from exc
+    return pins
+
+
+def _installed_constraints() -> str:
+    """Every installed distribution at its installed version, as a pip constraints file.
+
+    This pins the dependencies of the requirements too (pydantic-core, typing-extensions, ...)
+    to what runs here; constraints on packages that are not needed are ignored by pip.
+    """
+    lines = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if not name or "+" in dist.version or _canonical(name) == "sg-reconciler":
+            continue  # local builds have no wheel on an index; ourselves we ship as source
+        lines.add(f"{_canonical(name)}=={dist.version}")
+    return "\n".join(sorted(lines)) + "\n"
+
+
+def _pip_download(
+    requirements: list[str],
+    architecture: str,
+    dest: Path,
+    constraints: Path,
+    *,
+    find_links: Path | None,
+) -> subprocess.CompletedProcess[str]:
+    machine = ARCHITECTURES[architecture]
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
+    command += ["--only-binary=:all:", "--implementation", "cp"]
+    command += ["--python-version", LAMBDA_PYTHON, "--abi", f"cp{LAMBDA_PYTHON.replace('.', '')}"]
+    for tag in MANYLINUX:
+        command += ["--platform", f"{tag}_{machine}"]
+    command += ["--dest", str(dest), "--constraint", str(constraints)]
+    if find_links is not None:
+        command += ["--no-index", "--find-links", str(find_links)]
+    command += requirements
+    env = {**os.environ, "PIP_NO_INPUT": "1"}
+    return subprocess.run(command, capture_output=True, text=True, check=False, env=env)  # noqa: S603 - fixed argv
+
+
+def _lambda_wheels(
+    requirements: list[str], architecture: str, cache: Path, picked: Path
+) -> list[Path]:
+    """The exact set of wheels the requirements need on Lambda, downloaded once into ``cache``.
+
+    pip resolves offline from the cache first; only when that fails does it go to the index.
+    The resolution lands in the empty ``picked`` directory, so stale wheels in the cache are
+    never packaged.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    constraints = picked / "constraints.txt"
+    constraints.write_text(_installed_constraints(), encoding="utf-8")
+    chosen = picked / "wheels"
+    done = _pip_download(requirements, architecture, chosen, constraints, find_links=cache)
+    if done.returncode != 0:
+        fetched = _pip_download(requirements, architecture, cache, constraints, find_links=None)
+        if fetched.returncode != 0:
+            said = (fetched.stderr or fetched.stdout).strip().splitlines()
+            raise PackageError(
+                f"pip could not download wheels for {architecture}/cp{LAMBDA_PYTHON}:"
+                f" {said[-1] if said else f'exit status {fetched.returncode}'}"
+            )
+        done = _pip_download(requirements, architecture, chosen, constraints, find_links=cache)
+        if done.returncode != 0:
+            raise PackageError(f"pip could not resolve from {cache}: {done.stderr.strip()}")
+    wheels = sorted(chosen.glob("*.whl"))
+    if not wheels:
+        raise PackageError(f"pip resolved no wheels for {', '.join(requirements)}")
+    return wheels
+
+
+def _files(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        for filename in sorted(filenames):
+            if filename.endswith(_SKIP_SUFFIXES) or filename.startswith("."):
+                continue
+            yield Path(dirpath) / filename
+
+
+def _put(entries: dict[str, bytes], name: str, data: bytes, source: str) -> None:
+    if name in entries:
+        raise PackageError(f"{name} would be added twice (second time from {source})")
+    entries[name] = data
+
+
+def _add_tree(entries: dict[str, bytes], root: Path, prefix: PurePosixPath, source: str) -> None:
+    for path in _files(root):
+        relative = PurePosixPath(*path.relative_to(root).parts)
+        _put(entries, str(prefix / relative), path.read_bytes(), source)
+
+
+def _add_wheel(entries: dict[str, bytes], wheel: Path) -> None:
+    """Unpack a wheel at the zip root, the way pip would install it into site-packages."""
+    with zipfile.ZipFile(wheel) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename
+            parts = PurePosixPath(name).parts
+            if any(part in _SKIP_DIRS for part in parts) or name.endswith(_SKIP_SUFFIXES):
+                continue
+            if parts[0].endswith(".data"):
+                # purelib/platlib are importable code; scripts and headers are not needed.
+                if len(parts) < 3 or parts[1] not in {"purelib", "platlib"}:
+                    continue
+                name = str(PurePosixPath(*parts[2:]))
+            _put(entries, name, archive.read(info), wheel.name)
