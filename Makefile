@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(BIN)/sg-reconciler demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check reconciler tests benchmarks
-	$(BIN)/ruff format --check reconciler tests benchmarks
+	$(BIN)/ruff check reconciler tests
+	$(BIN)/ruff format --check reconciler tests
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
