@@ -76,7 +76,7 @@ def test_text_lists_changes_under_a_heading_per_group_then_a_summary() -> None:
         f"{REGION} {DB} (policy db-prod)",
         "  - revoke   sgr-00000000000000999  ingress all from 10.0.0.0/8"
         "  (not in policy db-prod (report only))",
-        "Plan: 1 to revoke, 1 missing, 0 excepted, 0 blocked in 2 groups.",
+        "Plan: 1 to revoke (1 report-only), 1 missing, 0 excepted, 0 blocked in 2 groups.",
     ]
 
 
@@ -152,7 +152,10 @@ def test_palette_colours_lines_when_enabled() -> None:
     assert lines[1].startswith("\x1b[31m  - revoke ")
     assert lines[1].endswith("\x1b[0m")
     assert lines[2].startswith("\x1b[33m  + missing ")
-    assert lines[-1] == "Plan: 1 to revoke, 1 missing, 0 excepted, 0 blocked in 2 groups."
+    assert (
+        lines[-1]
+        == "Plan: 1 to revoke (1 report-only), 1 missing, 0 excepted, 0 blocked in 2 groups."
+    )
 
 
 def test_json_document_shape() -> None:
