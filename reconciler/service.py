@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-__all__ = ["RunResult", "apply_plan", "plan_regions", "reconcile"]
+__all__ = [
+    "JournalUnavailable",
+    "JournalWriter",
+    "RunResult",
+    "apply_plan",
+    "plan_regions",
+    "reconcile",
+]
 
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.adapters.ec2 import RuleRevoker, SecurityGroupReader
+from reconciler.core.errors import ApplyError
+from reconciler.core.journal import JournalEntry, Phase, RunContext
 from reconciler.core.plan import Action, Change, Outcome, Plan, Status
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.policy import Baseline
@@ -56,6 +66,7 @@ def plan_regions(
     *,
     now: datetime,
     group_ids: Sequence[str] | None = None,
+    force: bool = False,
 ) -> tuple[Plan, tuple[str, ...]]:
     """Read each region (all managed groups, or just ``group_ids``) and plan them together.
 
@@ -72,7 +83,22 @@ def plan_regions(
         except (ClientError, BotoCoreError) as exc:
             errors.append(f"{region}: cannot read security groups: {exc}")
             log.error("read_failed", region=region, error=str(exc))
-    return make_plan(baseline, observed, now=now), tuple(errors)
+    return make_plan(baseline, observed, now=now, enforce_limits=not force), tuple(errors)
+
+
+class JournalWriter(Protocol):
+    """Records revokes: ``record`` is called before each call (intent) and after (outcome).
+
+    ``record`` raises JournalUnavailable when the intent cannot be kept; the revoke is
+    then not made.
+    """
+
+    def record(self, entry: JournalEntry) -> None:
+        """Keep one entry."""
+
+
+class JournalUnavailable(ApplyError):
+    """The journal cannot record: revokes that could not be undone are not made."""
 
 
 def apply_plan(
@@ -81,13 +107,19 @@ def apply_plan(
     *,
     dry_run: bool = False,
     report_mode: bool = False,
+    journal: JournalWriter | None = None,
+    context: RunContext | None = None,
 ) -> tuple[Outcome, ...]:
     """Execute exactly the plan's writing changes: one revoke call per group and direction.
 
     Changes that do not write (missing, report-only, blocked, excepted) are reported as
     such; ``dry_run`` marks revokes ``planned`` and ``report_mode`` marks them
     ``skipped_report_mode``, both without a call. One group's failure never stops the others.
+    With a ``journal``, every revoke is recorded before its call and its outcome after.
     """
+    context = context or RunContext(
+        run_id=uuid.uuid4().hex, trigger="apply", time=datetime.now(UTC).isoformat()
+    )
     if report_mode:
         plan = plan.as_report_only()
     outcomes: dict[int, Outcome] = {}
@@ -99,6 +131,13 @@ def apply_plan(
             outcomes[index] = Outcome(change, _non_writing_status(change, dry_run=dry_run))
     for (region, group_id, direction), indexes in batches.items():
         by_id = {plan.changes[i].rule_id or "": i for i in indexes}
+        try:
+            _journal(journal, "intent", [plan.changes[i] for i in indexes], context)
+        except JournalUnavailable as exc:
+            for index in indexes:
+                outcomes[index] = Outcome(plan.changes[index], Status.FAILED, error=str(exc))
+                _log_revoke(outcomes[index])
+            continue
         result = revokers(region).revoke(group_id, direction, list(by_id))
         for rule_id in result.revoked:
             outcomes[by_id[rule_id]] = Outcome(plan.changes[by_id[rule_id]], Status.REVOKED)
@@ -111,7 +150,35 @@ def apply_plan(
         for index in indexes:
             outcome = outcomes[index]
             _log_revoke(outcome)
+            try:
+                _journal_outcome(journal, outcome, context)
+            except JournalUnavailable as exc:
+                log.error("journal_outcome_lost", rule_id=outcome.change.rule_id, error=str(exc))
     return tuple(outcomes[i] for i in range(len(plan.changes)))
+
+
+def _journal(
+    journal: JournalWriter | None, phase: Phase, changes: list[Change], context: RunContext
+) -> None:
+    if journal is None:
+        return
+    for change in changes:
+        journal.record(JournalEntry.for_change(phase, change, context))
+
+
+def _journal_outcome(journal: JournalWriter | None, outcome: Outcome, context: RunContext) -> None:
+    if journal is None:
+        return
+    journal.record(
+        JournalEntry.for_change(
+            "outcome",
+            outcome.change,
+            context,
+            time=datetime.now(UTC).isoformat(),
+            status=outcome.status,
+            error=outcome.error,
+        )
+    )
 
 
 def _non_writing_status(change: Change, *, dry_run: bool) -> Status:
@@ -150,12 +217,19 @@ def reconcile(
     now: datetime | None = None,
     group_ids: Sequence[str] | None = None,
     account_id: str | None = None,
+    journal: JournalWriter | None = None,
+    context: RunContext | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Plan (and, with ``apply``, execute) the baseline in every region; log one summary."""
     started = time.monotonic()
     readers = {r: SecurityGroupReader(clients(r), r, account_id) for r in regions}
     plan, errors = plan_regions(
-        baseline, readers.items(), now=now or datetime.now(UTC), group_ids=group_ids
+        baseline,
+        readers.items(),
+        now=now or datetime.now(UTC),
+        group_ids=group_ids,
+        force=force,
     )
     outcomes: tuple[Outcome, ...] = ()
     if apply:

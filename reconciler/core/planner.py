@@ -70,6 +70,7 @@ def plan(
     observed: Iterable[ObservedGroup],
     *,
     now: datetime | None = None,
+    enforce_limits: bool = True,
 ) -> Plan:
     """Compare live groups with the baseline and return every change, deterministically.
 
