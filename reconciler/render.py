@@ -24,7 +24,12 @@ class Palette:
         return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
 
 
-_MARK = {Action.REVOKE: ("-", "31"), Action.MISSING: ("+", "33"), Action.EXCEPTED: ("~", "36")}
+_MARK = {
+    Action.REVOKE: ("-", "31"),
+    Action.MISSING: ("+", "33"),
+    Action.EXCEPTED: ("~", "36"),
+    Action.RESTORE: ("+", "32"),
+}
 
 
 def _line(change: Change, status: Status | None, palette: Palette) -> str:
@@ -65,9 +70,10 @@ def render_text(
     summary = plan.summary()
     if outcomes:
         counts = Counter(o.status for o in outcomes)
+        restored = f" {counts[Status.RESTORED]} restored," if counts[Status.RESTORED] else ""
         lines.append(
-            f"Apply: {counts[Status.REVOKED]} revoked, {counts[Status.ALREADY_ABSENT]} already"
-            f" absent, {counts[Status.FAILED]} failed, {summary.missing} missing,"
+            f"Apply: {counts[Status.REVOKED]} revoked,{restored} {counts[Status.ALREADY_ABSENT]}"
+            f" already absent, {counts[Status.FAILED]} failed, {summary.missing} missing,"
             f" {summary.excepted} excepted, {summary.blocked} blocked"
             f" in {summary.drifted_groups} groups."
         )
@@ -75,8 +81,10 @@ def render_text(
         lines.append(f"No drift: {summary.managed_groups} managed groups match the baseline.")
     else:
         report_only = f" ({summary.report_only} report-only)" if summary.report_only else ""
+        restore = f" {summary.to_restore} to restore," if summary.to_restore else ""
         lines.append(
-            f"Plan: {summary.to_revoke} to revoke{report_only}, {summary.missing} missing,"
+            f"Plan: {summary.to_revoke} to revoke{report_only},{restore} {summary.missing}"
+            " missing,"
             f" {summary.excepted} excepted, {summary.blocked} blocked"
             f" in {summary.drifted_groups} groups."
         )

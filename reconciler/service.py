@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.adapters.ec2 import RuleRevoker, SecurityGroupReader
-from reconciler.core.errors import ApplyError
+from reconciler.adapters.ec2 import RuleAuthorizer, RuleRevoker, SecurityGroupReader
+from reconciler.core.errors import JournalUnavailable
 from reconciler.core.journal import JournalEntry, Phase, RunContext
 from reconciler.core.plan import Action, Change, Outcome, Plan, Status
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.policy import Baseline
-from reconciler.core.rules import Direction, ObservedGroup
+from reconciler.core.rules import Direction, ObservedGroup, RuleKey
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -97,10 +97,6 @@ class JournalWriter(Protocol):
         """Keep one entry."""
 
 
-class JournalUnavailable(ApplyError):
-    """The journal cannot record: revokes that could not be undone are not made."""
-
-
 def apply_plan(
     plan: Plan,
     revokers: Callable[[str], RuleRevoker],
@@ -109,11 +105,12 @@ def apply_plan(
     report_mode: bool = False,
     journal: JournalWriter | None = None,
     context: RunContext | None = None,
+    authorizers: Callable[[str], RuleAuthorizer] | None = None,
 ) -> tuple[Outcome, ...]:
-    """Execute exactly the plan's writing changes: one revoke call per group and direction.
+    """Execute exactly the plan's writing changes: one call per group, direction and action.
 
     Changes that do not write (missing, report-only, blocked, excepted) are reported as
-    such; ``dry_run`` marks revokes ``planned`` and ``report_mode`` marks them
+    such; ``dry_run`` marks writes ``planned`` and ``report_mode`` marks them
     ``skipped_report_mode``, both without a call. One group's failure never stops the others.
     With a ``journal``, every revoke is recorded before its call and its outcome after.
     """
@@ -123,38 +120,90 @@ def apply_plan(
     if report_mode:
         plan = plan.as_report_only()
     outcomes: dict[int, Outcome] = {}
-    batches: dict[tuple[str, str, Direction], list[int]] = defaultdict(list)
+    batches: dict[tuple[str, str, Direction, Action], list[int]] = defaultdict(list)
     for index, change in enumerate(plan.changes):
         if change.writes and not dry_run:
-            batches[(change.region, change.group_id, change.direction)].append(index)
+            batches[(change.region, change.group_id, change.direction, change.action)].append(index)
         else:
             outcomes[index] = Outcome(change, _non_writing_status(change, dry_run=dry_run))
-    for (region, group_id, direction), indexes in batches.items():
-        by_id = {plan.changes[i].rule_id or "": i for i in indexes}
-        try:
-            _journal(journal, "intent", [plan.changes[i] for i in indexes], context)
-        except JournalUnavailable as exc:
-            for index in indexes:
-                outcomes[index] = Outcome(plan.changes[index], Status.FAILED, error=str(exc))
-                _log_revoke(outcomes[index])
-            continue
-        result = revokers(region).revoke(group_id, direction, list(by_id))
-        for rule_id in result.revoked:
-            outcomes[by_id[rule_id]] = Outcome(plan.changes[by_id[rule_id]], Status.REVOKED)
-        for rule_id in result.absent:
-            outcomes[by_id[rule_id]] = Outcome(plan.changes[by_id[rule_id]], Status.ALREADY_ABSENT)
-        for rule_id, error in result.failed:
-            outcomes[by_id[rule_id]] = Outcome(
-                plan.changes[by_id[rule_id]], Status.FAILED, error=error
+    for (region, group_id, direction, action), indexes in batches.items():
+        changes = [plan.changes[i] for i in indexes]
+        if action is Action.RESTORE:
+            done = _restore(
+                changes,
+                group_id=group_id,
+                direction=direction,
+                authorizers=authorizers,
+                region=region,
             )
-        for index in indexes:
-            outcome = outcomes[index]
-            _log_revoke(outcome)
-            try:
-                _journal_outcome(journal, outcome, context)
-            except JournalUnavailable as exc:
-                log.error("journal_outcome_lost", rule_id=outcome.change.rule_id, error=str(exc))
+        else:
+            done = _revoke(
+                changes,
+                group_id=group_id,
+                direction=direction,
+                revoker=revokers(region),
+                journal=journal,
+                context=context,
+            )
+        for index, outcome in zip(indexes, done, strict=True):
+            outcomes[index] = outcome
+            _log_write(outcome)
+            if (action is Action.REVOKE and outcome.status is not Status.FAILED) or (
+                action is Action.REVOKE and outcome.error != _JOURNAL_REFUSED
+            ):
+                try:
+                    _journal_outcome(journal, outcome, context)
+                except JournalUnavailable as exc:
+                    log.error(
+                        "journal_outcome_lost", rule_id=outcome.change.rule_id, error=str(exc)
+                    )
     return tuple(outcomes[i] for i in range(len(plan.changes)))
+
+
+_JOURNAL_REFUSED = "journal unavailable: not revoked"
+
+
+def _revoke(
+    changes: list[Change],
+    *,
+    group_id: str,
+    direction: Direction,
+    revoker: RuleRevoker,
+    journal: JournalWriter | None,
+    context: RunContext,
+) -> list[Outcome]:
+    try:
+        _journal(journal, "intent", changes, context)
+    except JournalUnavailable as exc:
+        log.error("journal_unavailable", group_id=group_id, error=str(exc))
+        return [Outcome(c, Status.FAILED, error=_JOURNAL_REFUSED) for c in changes]
+    result = revoker.revoke(group_id, direction, [c.rule_id or "" for c in changes])
+    status: dict[str, tuple[Status, str | None]] = {}
+    status.update((rule_id, (Status.REVOKED, None)) for rule_id in result.revoked)
+    status.update((rule_id, (Status.ALREADY_ABSENT, None)) for rule_id in result.absent)
+    status.update((rule_id, (Status.FAILED, error)) for rule_id, error in result.failed)
+    return [Outcome(c, *status[c.rule_id or ""]) for c in changes]
+
+
+def _restore(
+    changes: list[Change],
+    *,
+    group_id: str,
+    direction: Direction,
+    authorizers: Callable[[str], RuleAuthorizer] | None,
+    region: str,
+) -> list[Outcome]:
+    if authorizers is None:
+        return [Outcome(c, Status.FAILED, error="restore is not enabled here") for c in changes]
+    result = authorizers(region).authorize(
+        group_id, direction, [(c.key, c.description) for c in changes]
+    )
+    status: dict[RuleKey, tuple[Status, str | None]] = {}
+    status.update((key, (Status.RESTORED, None)) for key in result.created)
+    status.update((key, (Status.ALREADY_PRESENT, None)) for key in result.present)
+    status.update((key, (Status.FAILED, "group is gone")) for key in result.gone)
+    status.update((key, (Status.FAILED, error)) for key, error in result.failed)
+    return [Outcome(c, *status[c.key]) for c in changes]
 
 
 def _journal(
@@ -191,11 +240,11 @@ def _non_writing_status(change: Change, *, dry_run: bool) -> Status:
     return Status.PLANNED if dry_run else Status.SKIPPED_REPORT_MODE
 
 
-def _log_revoke(outcome: Outcome) -> None:
+def _log_write(outcome: Outcome) -> None:
     change = outcome.change
     event = log.error if outcome.status is Status.FAILED else log.info
     event(
-        "revoke",
+        change.action.value,
         region=change.region,
         group_id=change.group_id,
         rule_id=change.rule_id,
@@ -234,7 +283,14 @@ def reconcile(
     outcomes: tuple[Outcome, ...] = ()
     if apply:
         revokers = {r: RuleRevoker(clients(r), readers[r]) for r in regions}
-        outcomes = apply_plan(plan, revokers.__getitem__, dry_run=dry_run, report_mode=report_mode)
+        outcomes = apply_plan(
+            plan,
+            revokers.__getitem__,
+            dry_run=dry_run,
+            report_mode=report_mode,
+            journal=journal,
+            context=context,
+        )
     result = RunResult(plan=plan, outcomes=outcomes, errors=errors)
     statuses: dict[str, int] = defaultdict(int)
     for outcome in outcomes:

@@ -11,6 +11,8 @@ __all__ = [
     "REQUIRED_PERMISSIONS",
     "REVOKE_CHUNK",
     "WRITE_PERMISSIONS",
+    "AuthorizeResult",
+    "RuleAuthorizer",
     "RuleRevoker",
     "SecurityGroupReader",
     "ip_permission",
@@ -295,6 +297,66 @@ class RuleRevoker:
             code = error_code(exc)
             return RevokeResult(absent=gone, failed=tuple((i, f"{code}: {exc}") for i in present))
         return RevokeResult(revoked=tuple(present), absent=gone)
+
+
+_DUPLICATE = "InvalidPermission.Duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeResult:
+    """What one authorize batch did, per rule key."""
+
+    created: tuple[RuleKey, ...] = ()
+    present: tuple[RuleKey, ...] = ()
+    gone: tuple[RuleKey, ...] = ()
+    failed: tuple[tuple[RuleKey, str], ...] = ()
+
+
+class RuleAuthorizer:
+    """Creates rules exactly (with descriptions): one call per group and direction.
+
+    Needs ``ec2:AuthorizeSecurityGroupIngress``/``Egress``, which the Lambda's role only has
+    when a policy opts in to ``restore_missing``; ``InvalidPermission.Duplicate`` means the
+    rule is already there.
+    """
+
+    def __init__(self, client: EC2Client) -> None:
+        self._client = client
+
+    def authorize(
+        self,
+        group_id: str,
+        direction: Direction,
+        rules: Sequence[tuple[RuleKey, str | None]],
+    ) -> AuthorizeResult:
+        """Authorize ``rules``; a duplicate in the batch makes each go in on its own."""
+        try:
+            self._call(group_id, direction, rules)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in _GROUP_GONE:
+                return AuthorizeResult(gone=tuple(k for k, _ in rules))
+            if code != _DUPLICATE or len(rules) == 1:
+                if code == _DUPLICATE:
+                    return AuthorizeResult(present=(rules[0][0],))
+                return AuthorizeResult(failed=tuple((k, f"{code}: {exc}") for k, _ in rules))
+            parts = [self.authorize(group_id, direction, [rule]) for rule in rules]
+            return AuthorizeResult(
+                created=tuple(k for part in parts for k in part.created),
+                present=tuple(k for part in parts for k in part.present),
+                gone=tuple(k for part in parts for k in part.gone),
+                failed=tuple(f for part in parts for f in part.failed),
+            )
+        return AuthorizeResult(created=tuple(k for k, _ in rules))
+
+    def _call(
+        self, group_id: str, direction: Direction, rules: Sequence[tuple[RuleKey, str | None]]
+    ) -> None:
+        perms: list[Any] = [ip_permission(key, description) for key, description in rules]
+        if direction is Direction.INGRESS:
+            self._client.authorize_security_group_ingress(GroupId=group_id, IpPermissions=perms)
+        else:
+            self._client.authorize_security_group_egress(GroupId=group_id, IpPermissions=perms)
 
 
 def ip_permission(key: RuleKey, description: str | None = None) -> dict[str, Any]:

@@ -55,14 +55,20 @@ def load_policies(directory: Path | str) -> Baseline:
     problems: list[PolicyProblem] = []
     policies: list[GroupPolicy] = []
     sources: dict[str, str] = {}
-    lines_of: dict[str, dict[Loc, int]] = {}
+    run_limits: dict[str, int] = {}
+    locations: dict[tuple[str, str, int], int] = {}
     for path in files:
         loaded = _load_file(path, problems)
         if loaded is None:
             continue
         parsed, lines = loaded
-        lines_of[str(path)] = lines
-        for index, group in enumerate(parsed.groups):
+        if parsed.limits is not None and parsed.limits.max_revocations_per_run is not None:
+            run_limits[str(path)] = parsed.limits.max_revocations_per_run
+        for index, group in enumerate(parsed.effective_groups()):
+            for number in range(len(group.exceptions)):
+                line = lines.get(("groups", index, "exceptions", number))
+                if line is not None:
+                    locations[(group.name, "exceptions", number)] = line
             if group.name in sources:
                 problems.append(
                     PolicyProblem(
@@ -78,7 +84,9 @@ def load_policies(directory: Path | str) -> Baseline:
             policies.append(group)
     if problems:
         raise PolicyError(problems)
-    return Baseline(policies=tuple(policies), sources=sources)
+    return Baseline(
+        policies=tuple(policies), sources=sources, run_limits=run_limits, locations=locations
+    )
 
 
 def _load_file(
@@ -258,6 +266,13 @@ def _data_loc(loc: Loc) -> Loc:
 
 def _message(error: Any, loc: Loc) -> str:
     kind = error["type"]
+    if kind == "extra_forbidden" and loc and loc[-1] == "max_revocations_per_run":
+        return (
+            "max_revocations_per_run counts across a file's groups: set it in the file-level"
+            " limits (top of the file), not in a group"
+        )
+    if kind == "timezone_aware":
+        return f"{loc[-1]} needs a timezone, e.g. 2026-12-31T00:00:00Z"
     if kind == "extra_forbidden":
         key = loc[-1] if loc else "?"
         allowed = _allowed_keys(loc[:-1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 __all__ = [
     "ApplyError",
     "EventError",
+    "JournalReadError",
+    "JournalUnavailable",
     "LimitExceeded",
     "PolicyError",
     "PolicyProblem",
@@ -53,3 +55,15 @@ class LimitExceeded(ReconcilerError):
 
 class EventError(ReconcilerError):
     """An event could not be understood; the handler skips it."""
+
+
+class JournalUnavailable(ApplyError):
+    """The journal cannot record: revokes that could not be undone are not made."""
+
+
+class JournalReadError(ReconcilerError):
+    """A journal cannot be read, or has malformed lines (each problem names file:line)."""
+
+    def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))

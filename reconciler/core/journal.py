@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["JournalEntry", "Phase", "RunContext"]
+__all__ = [
+    "JournalEntry",
+    "Phase",
+    "RunContext",
+    "Selection",
+    "parse_time",
+    "select_restorable",
+]
 
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from reconciler.core.plan import Change, Status
@@ -99,11 +108,139 @@ class JournalEntry:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JournalEntry:
-        """Parse one entry; raises KeyError/TypeError/ValueError on a malformed line."""
-        fields = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
-        entry = cls(**fields)
-        if entry.phase not in ("intent", "outcome"):
-            raise ValueError(f"unknown phase {entry.phase!r}")
-        Direction(entry.direction)
-        return entry
+    def from_dict(cls, data: object) -> JournalEntry:
+        """Parse one entry; raises ValueError naming the first field that is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        missing = [f for f in _REQUIRED if f not in data]
+        if missing:
+            raise ValueError(f"missing field {missing[0]!r}")
+        for name in _TEXT:
+            if not isinstance(data[name], str):
+                raise ValueError(f"{name}: expected a string, got {data[name]!r}")
+        for name in _OPTIONAL_TEXT:
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise ValueError(f"{name}: expected a string or null, got {data[name]!r}")
+        for name in ("from_port", "to_port"):
+            value = data[name]
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"{name}: expected an integer or null, got {value!r}")
+        if data["phase"] not in ("intent", "outcome"):
+            raise ValueError(f"phase: unknown phase {data['phase']!r} (intent or outcome)")
+        if data["direction"] not in {d.value for d in Direction}:
+            raise ValueError(f"direction: unknown direction {data['direction']!r}")
+        parse_time(data["time"])
+        fields: dict[str, Any] = {f: data.get(f) for f in cls.__dataclass_fields__}
+        return cls(**fields)
+
+    @property
+    def parsed_time(self) -> datetime:
+        """``time`` as an aware datetime."""
+        return parse_time(self.time)
+
+    @property
+    def rule_identity(self) -> tuple[str, str, RuleKey]:
+        """(region, group id, rule key): two entries with equal identity name the same rule."""
+        return (self.region, self.group_id, self.key)
+
+
+_REQUIRED = (
+    "phase",
+    "run_id",
+    "time",
+    "trigger",
+    "region",
+    "group_id",
+    "policy",
+    "direction",
+    "protocol",
+    "from_port",
+    "to_port",
+    "source",
+)
+_TEXT = tuple(f for f in _REQUIRED if f not in ("from_port", "to_port"))
+_OPTIONAL_TEXT = ("actor", "event_id", "account", "rule_id", "description", "status", "error")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time with a time zone (``Z`` or an offset); a naive time is a ValueError."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{text!r} is not an ISO 8601 time (e.g. 2025-01-31T14:00:00Z)") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{text!r} has no time zone (add Z or an offset such as +01:00)")
+    return moment
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The entries a restore would re-authorize, one per rule, and what was left out."""
+
+    entries: tuple[JournalEntry, ...]
+    unconfirmed: tuple[JournalEntry, ...] = ()
+    runs: int = 0
+
+
+def select_restorable(
+    entries: Iterable[JournalEntry],
+    *,
+    since: datetime | None = None,
+    regions: Collection[str] = (),
+    group_ids: Collection[str] = (),
+    rule_ids: Collection[str] = (),
+    include_unconfirmed: bool = False,
+) -> Selection:
+    """The rules to re-authorize: those the journal says were revoked, one entry per rule.
+
+    An outcome ``revoked`` is a confirmed revoke. An intent with no outcome in its run
+    (the run stopped between the call and the record) may or may not have been revoked:
+    it is listed in ``unconfirmed`` and restored only with ``include_unconfirmed`` (a
+    rule that is still live then reports as already present). Filters keep entries at or
+    after ``since`` in the given regions, groups and rule ids (empty means all). A rule
+    revoked more than once is restored once, with the description of its latest revoke.
+    """
+    every = list(entries)
+    with_outcome = {
+        (e.run_id, e.region, e.group_id, e.rule_id) for e in every if e.phase == "outcome"
+    }
+
+    def wanted(entry: JournalEntry) -> bool:
+        return (
+            (since is None or entry.parsed_time >= since)
+            and (not regions or entry.region in regions)
+            and (not group_ids or entry.group_id in group_ids)
+            and (not rule_ids or entry.rule_id in rule_ids)
+        )
+
+    confirmed = [e for e in every if e.phase == "outcome" and e.status == "revoked" and wanted(e)]
+    unconfirmed = [
+        e
+        for e in every
+        if e.phase == "intent"
+        and (e.run_id, e.region, e.group_id, e.rule_id) not in with_outcome
+        and wanted(e)
+    ]
+    chosen = confirmed + (unconfirmed if include_unconfirmed else [])
+    latest: dict[tuple[str, str, RuleKey], JournalEntry] = {}
+    for entry in sorted(chosen, key=lambda e: e.parsed_time):
+        latest[entry.rule_identity] = entry
+    ordered = tuple(sorted(latest.values(), key=_rule_order))
+    return Selection(
+        entries=ordered,
+        unconfirmed=tuple(unconfirmed),
+        runs=len({e.run_id for e in ordered}),
+    )
+
+
+def _rule_order(entry: JournalEntry) -> tuple[str, str, str, str, int, int, str]:
+    """Deterministic order: by region, group, direction, protocol, ports, peer."""
+    return (
+        entry.region,
+        entry.group_id,
+        entry.direction,
+        entry.protocol,
+        -2 if entry.from_port is None else entry.from_port,
+        -2 if entry.to_port is None else entry.to_port,
+        entry.source,
+    )

@@ -17,18 +17,21 @@ from reconciler.core.rules import Direction, RuleKey
 
 
 class Action(StrEnum):
-    """What a change does. ``revoke`` writes; the others only report."""
+    """What a change does. ``revoke`` and ``restore`` write; the others only report."""
 
     REVOKE = "revoke"
     MISSING = "missing"
     EXCEPTED = "excepted"
+    RESTORE = "restore"
 
 
 class Status(StrEnum):
     """What applying a change did."""
 
     REVOKED = "revoked"
+    RESTORED = "restored"
     ALREADY_ABSENT = "already_absent"
+    ALREADY_PRESENT = "already_present"
     FAILED = "failed"
     SKIPPED_REPORT_MODE = "skipped_report_mode"
     REPORTED = "reported"
@@ -60,7 +63,8 @@ class Change:
     @property
     def writes(self) -> bool:
         """True when applying this change calls a mutating EC2 API."""
-        return self.action is Action.REVOKE and not self.report_only and self.blocked is None
+        writing = self.action in (Action.REVOKE, Action.RESTORE)
+        return writing and not self.report_only and self.blocked is None
 
     def to_dict(self) -> dict[str, Any]:
         """The public JSON shape of a change (see README, "JSON output")."""
@@ -116,6 +120,7 @@ class Summary:
     """Counts for the summary line and the JSON ``summary`` object."""
 
     to_revoke: int
+    to_restore: int
     missing: int
     excepted: int
     blocked: int
@@ -128,6 +133,7 @@ class Summary:
         """JSON shape."""
         return {
             "to_revoke": self.to_revoke,
+            "to_restore": self.to_restore,
             "missing": self.missing,
             "excepted": self.excepted,
             "blocked": self.blocked,
@@ -165,7 +171,8 @@ class Plan:
         """Counts of what the plan holds."""
         actions = Counter(c.action for c in self.changes)
         return Summary(
-            to_revoke=sum(1 for c in self.changes if c.writes),
+            to_revoke=sum(1 for c in self.changes if c.writes and c.action is Action.REVOKE),
+            to_restore=sum(1 for c in self.changes if c.writes and c.action is Action.RESTORE),
             missing=actions[Action.MISSING],
             excepted=actions[Action.EXCEPTED],
             blocked=sum(1 for c in self.changes if c.blocked is not None),

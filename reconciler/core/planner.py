@@ -74,9 +74,11 @@ def plan(
 ) -> Plan:
     """Compare live groups with the baseline and return every change, deterministically.
 
-    A live rule a policy does not allow becomes ``revoke``; an allowed rule that is not
-    live becomes ``missing``. A group matched by two policies is a problem, not a change.
-    Groups no policy matches are not looked at.
+    A live rule a policy does not allow becomes ``revoke`` (``excepted`` while an unexpired
+    exception covers it); an allowed rule that is not live becomes ``missing`` (``restore``
+    with ``restore_missing: true``). A group matched by two policies is a problem, not a
+    change. Groups no policy matches are not looked at. With ``enforce_limits``, writes
+    over a blast-radius limit are marked ``blocked`` with the limit named.
     """
     index = _PolicyIndex(baseline.policies)
     desired_cache: dict[tuple[str, str | None], frozenset[RuleKey]] = {}
@@ -107,15 +109,51 @@ def plan(
             desired = desired_cache[cache_key] = frozenset(
                 _localise_key(k, group.owner_id) for k in policy.desired()
             )
-        changes.extend(_diff_group(policy, group, desired))
+        group_changes = _diff_group(policy, group, desired, now)
+        if enforce_limits:
+            group_changes = _group_limits(policy, group, group_changes)
+        changes.extend(group_changes)
+    if enforce_limits:
+        changes = _run_limits(baseline, changes)
     return Plan(changes=tuple(changes), problems=tuple(problems), managed_groups=managed)
 
 
+def _change(
+    action: Action,
+    policy: GroupPolicy,
+    group: ObservedGroup,
+    key: RuleKey,
+    *,
+    rule_id: str | None,
+    description: str | None,
+    reason: str,
+    report_only: bool,
+) -> Change:
+    return Change(
+        action=action,
+        region=group.region,
+        group_id=group.group_id,
+        policy=policy.name,
+        key=key,
+        rule_id=rule_id,
+        description=description,
+        reason=reason,
+        report_only=report_only,
+        account=group.account_id,
+    )
+
+
 def _diff_group(
-    policy: GroupPolicy, group: ObservedGroup, desired: frozenset[RuleKey]
+    policy: GroupPolicy,
+    group: ObservedGroup,
+    desired: frozenset[RuleKey],
+    now: datetime | None,
 ) -> list[Change]:
     directions = policy.managed_directions()
     report_only = policy.on_drift == "report"
+    suffix = " (report only)" if report_only else ""
+    excepted = policy.active_exceptions(now)
+    expired = policy.expired_exceptions(now)
     out: list[Change] = []
     live_keys: set[RuleKey] = set()
     for rule in group.rules:
@@ -124,19 +162,33 @@ def _diff_group(
         live_keys.add(rule.key)
         if rule.key in desired:
             continue
-        suffix = " (report only)" if report_only else ""
+        exception = excepted.get(rule.key)
+        if exception is not None:
+            out.append(
+                _change(
+                    Action.EXCEPTED,
+                    policy,
+                    group,
+                    rule.key,
+                    rule_id=rule.rule_id,
+                    description=rule.description,
+                    reason=f"excepted until {exception.expires.isoformat()}: {exception.reason}",
+                    report_only=True,
+                )
+            )
+            continue
+        lapsed = expired.get(rule.key)
+        note = f"; its exception expired {lapsed.expires.isoformat()}" if lapsed else ""
         out.append(
-            Change(
-                action=Action.REVOKE,
-                region=group.region,
-                group_id=group.group_id,
-                policy=policy.name,
-                key=rule.key,
+            _change(
+                Action.REVOKE,
+                policy,
+                group,
+                rule.key,
                 rule_id=rule.rule_id,
                 description=rule.description,
-                reason=f"not in policy {policy.name}{suffix}",
+                reason=f"not in policy {policy.name}{note}{suffix}",
                 report_only=report_only,
-                account=group.account_id,
             )
         )
     missing = [k for k in desired if k not in live_keys and k.direction in directions]
@@ -144,27 +196,97 @@ def _diff_group(
         descriptions = {
             _localise_key(k, group.owner_id): d for k, d in policy.descriptions().items()
         }
+        restore = policy.restore_missing and not report_only
         out.extend(
-            Change(
-                action=Action.MISSING,
-                region=group.region,
-                group_id=group.group_id,
-                policy=policy.name,
-                key=key,
+            _change(
+                Action.RESTORE if restore else Action.MISSING,
+                policy,
+                group,
+                key,
                 rule_id=None,
                 description=descriptions.get(key),
-                reason=f"in policy {policy.name} but not live",
-                report_only=True,
-                account=group.account_id,
+                reason=f"in policy {policy.name} but not live"
+                + ("; restore_missing is on" if restore else ""),
+                report_only=not restore,
             )
             for key in missing
         )
     out.sort(
         key=lambda c: (
             c.key.direction is not Direction.INGRESS,
-            c.action is not Action.REVOKE,
+            _ACTION_ORDER[c.action],
             c.key,
             c.rule_id or "",
         )
     )
+    return out
+
+
+_ACTION_ORDER = {Action.REVOKE: 0, Action.EXCEPTED: 1, Action.RESTORE: 2, Action.MISSING: 3}
+
+
+def _blocked(changes: list[Change], limit: str, selected: set[int] | None = None) -> list[Change]:
+    """Mark writing changes (all, or those at ``selected`` positions) blocked by ``limit``."""
+    return [
+        replace(c, blocked=limit) if c.writes and (selected is None or i in selected) else c
+        for i, c in enumerate(changes)
+    ]
+
+
+def _group_limits(policy: GroupPolicy, group: ObservedGroup, changes: list[Change]) -> list[Change]:
+    """Stop a group's revokes over its limit, or ones that would leave it with no ingress."""
+    revokes = [c for c in changes if c.writes and c.action is Action.REVOKE]
+    limit = policy.max_revocations_per_group()
+    if len(revokes) > limit:
+        return _blocked(
+            changes,
+            f"max_revocations_per_group={limit} ({len(revokes)} revokes planned)",
+        )
+    live_ingress = sum(1 for r in group.rules if r.key.direction is Direction.INGRESS)
+    ingress_revokes = sum(1 for c in revokes if c.key.direction is Direction.INGRESS)
+    ingress_restores = sum(
+        1
+        for c in changes
+        if c.writes and c.action is Action.RESTORE and c.key.direction is Direction.INGRESS
+    )
+    empties = live_ingress > 0 and live_ingress - ingress_revokes + ingress_restores == 0
+    if empties and not (policy.allow_empty and not policy.ingress):
+        hint = (
+            "set allow_empty: true" if not policy.ingress else "its baseline rules are all missing"
+        )
+        selected = {
+            i
+            for i, c in enumerate(changes)
+            if c.action is Action.REVOKE and c.key.direction is Direction.INGRESS
+        }
+        return _blocked(
+            changes,
+            f"allow_empty: would leave the group with no ingress rules ({hint})",
+            selected,
+        )
+    return changes
+
+
+def _run_limits(baseline: Baseline, changes: list[Change]) -> list[Change]:
+    """Stop every revoke of a file whose groups together exceed max_revocations_per_run."""
+    planned: dict[str, int] = defaultdict(int)
+    for change in changes:
+        scope = baseline.run_limit_of(change.policy)
+        if scope is not None and change.writes and change.action is Action.REVOKE:
+            planned[scope[0]] += 1
+    over = {
+        source: count for source, count in planned.items() if count > baseline.run_limits[source]
+    }
+    if not over:
+        return changes
+    out = []
+    for change in changes:
+        scope = baseline.run_limit_of(change.policy)
+        if scope is not None and scope[0] in over and change.writes:
+            limit = (
+                f"max_revocations_per_run={scope[1]} ({over[scope[0]]} revokes planned"
+                f" for {scope[0]})"
+            )
+            change = replace(change, blocked=limit)  # noqa: PLW2901 - rebuilt immutably
+        out.append(change)
     return out

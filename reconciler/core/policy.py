@@ -22,20 +22,33 @@ rules that may exist. Anything live that the baseline does not allow is drift::
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_MAX_REVOCATIONS_PER_GROUP",
     "Baseline",
     "EgressRule",
+    "FileLimits",
+    "GroupLimits",
     "GroupPolicy",
     "IngressRule",
     "Match",
     "PolicyFile",
+    "RuleException",
 ]
 
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from reconciler.core.rules import (
     ICMP_PROTOCOLS,
@@ -263,6 +276,77 @@ def _egress_value(value: object) -> object:
     return value
 
 
+DEFAULT_MAX_REVOCATIONS_PER_GROUP = 25
+
+
+class GroupLimits(BaseModel):
+    """Blast-radius limit of one group; over it, the group is not touched.
+
+    ```yaml
+    limits:
+      max_revocations_per_group: 10    # default 25
+    ```
+    """
+
+    model_config = _FROZEN
+
+    max_revocations_per_group: Annotated[int, Field(ge=1)] | None = None
+
+
+class FileLimits(GroupLimits):
+    """Limits for every group in one file; ``max_revocations_per_run`` counts across them.
+
+    ```yaml
+    limits:
+      max_revocations_per_group: 25
+      max_revocations_per_run: 100     # opt in: no default
+    groups: [...]
+    ```
+    """
+
+    max_revocations_per_run: Annotated[int, Field(ge=1)] | None = None
+
+
+class RuleException(_RuleSpec):
+    """A live rule kept for a limited time, outside the baseline.
+
+    ```yaml
+    exceptions:
+      - protocol: tcp
+        ports: 8080
+        from: 203.0.113.7/32
+        expires: 2026-12-31T00:00:00Z          # required, with a timezone
+        reason: vendor debugging, ticket OPS-1234   # required
+    ```
+    Use ``to:`` instead of ``from:`` for an egress exception.
+    """
+
+    direction: ClassVar[Direction] = Direction.INGRESS
+    from_: Annotated[tuple[Peer, ...], BeforeValidator(_as_list)] | None = Field(
+        default=None, alias="from"
+    )
+    to: Annotated[tuple[Peer, ...], BeforeValidator(_as_list)] | None = None
+    expires: AwareDatetime
+    reason: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _one_peer_list(self) -> RuleException:
+        if (self.from_ is None) == (self.to is None):
+            raise ValueError("an exception needs exactly one of from: (ingress) or to: (egress)")
+        return self
+
+    def peers(self) -> tuple[str, ...]:
+        """The ``from:`` or ``to:`` list."""
+        return self.from_ or self.to or ()
+
+    def rule_keys(self) -> Iterator[RuleKey]:
+        """Every EC2 rule this exception keeps."""
+        direction = Direction.INGRESS if self.from_ is not None else Direction.EGRESS
+        for lo, hi in self._port_pairs():
+            for peer in self.peers():
+                yield RuleKey(direction, self.protocol, lo, hi, peer)
+
+
 def _check_name(value: str) -> str:
     if not _NAME.match(value):
         raise ValueError(
@@ -291,6 +375,41 @@ class GroupPolicy(BaseModel):
     ingress: tuple[IngressRule, ...]
     egress: Annotated[tuple[EgressRule, ...] | None, BeforeValidator(_egress_value)] = None
     on_drift: Literal["revoke", "report"] = "revoke"
+    limits: GroupLimits | None = None
+    exceptions: tuple[RuleException, ...] = ()
+    allow_empty: bool = False
+    restore_missing: bool = False
+
+    def max_revocations_per_group(self) -> int:
+        """This group's limit (its own, else its file's, else 25)."""
+        if self.limits is not None and self.limits.max_revocations_per_group is not None:
+            return self.limits.max_revocations_per_group
+        return DEFAULT_MAX_REVOCATIONS_PER_GROUP
+
+    def active_exceptions(self, now: datetime | None) -> dict[RuleKey, RuleException]:
+        """Rule keys kept by an exception that has not expired at ``now``.
+
+        Without a clock (``now`` None) every exception counts: the safe side is to keep.
+        """
+        out: dict[RuleKey, RuleException] = {}
+        for exception in self.exceptions:
+            if now is None or exception.expires > now:
+                for key in exception.rule_keys():
+                    out.setdefault(key, exception)
+        return out
+
+    def expired_exceptions(self, now: datetime | None) -> dict[RuleKey, RuleException]:
+        """Rule keys whose every exception has expired at ``now``."""
+        if now is None:
+            return {}
+        active = self.active_exceptions(now)
+        return {
+            key: exception
+            for exception in self.exceptions
+            if exception.expires <= now
+            for key in exception.rule_keys()
+            if key not in active
+        }
 
     def managed_directions(self) -> tuple[Direction, ...]:
         """Ingress always; egress only when the policy lists egress rules."""
@@ -331,7 +450,21 @@ class PolicyFile(BaseModel):
 
     model_config = _FROZEN
 
+    limits: FileLimits | None = None
     groups: Annotated[tuple[GroupPolicy, ...], Field(min_length=1)]
+
+    def effective_groups(self) -> tuple[GroupPolicy, ...]:
+        """The groups with the file's per-group limit applied where they set none."""
+        file_limit = self.limits.max_revocations_per_group if self.limits else None
+        if file_limit is None:
+            return self.groups
+        inherited = GroupLimits(max_revocations_per_group=file_limit)
+        return tuple(
+            group
+            if group.limits is not None and group.limits.max_revocations_per_group is not None
+            else group.model_copy(update={"limits": inherited})
+            for group in self.groups
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +473,26 @@ class Baseline:
 
     policies: tuple[GroupPolicy, ...]
     sources: Mapping[str, str] = field(default_factory=dict)
+    run_limits: Mapping[str, int] = field(default_factory=dict)
+    locations: Mapping[tuple[str, str, int], int] = field(default_factory=dict)
+
+    def run_limit_of(self, policy: str) -> tuple[str, int] | None:
+        """(file, max_revocations_per_run) that governs this policy's groups, if any."""
+        source = self.sources.get(policy)
+        if source is None or source not in self.run_limits:
+            return None
+        return source, self.run_limits[source]
+
+    def expiring_exceptions(
+        self, now: datetime, within: timedelta
+    ) -> list[tuple[GroupPolicy, int, RuleException]]:
+        """Exceptions still valid at ``now`` that expire within ``within``."""
+        return [
+            (policy, index, exception)
+            for policy in self.policies
+            for index, exception in enumerate(policy.exceptions)
+            if now < exception.expires <= now + within
+        ]
 
     def by_name(self, name: str) -> GroupPolicy:
         """The policy with this name (KeyError if none)."""

@@ -449,6 +449,7 @@ def test_report_mode_plans_revokes_that_do_not_write() -> None:
     assert result.has_drift is True
     assert result.summary() == Summary(
         to_revoke=0,
+        to_restore=0,
         missing=0,
         excepted=0,
         blocked=0,
@@ -712,6 +713,7 @@ def test_summary_counts_and_drift() -> None:
     )
     assert result.summary() == Summary(
         to_revoke=1,
+        to_restore=0,
         missing=1,
         excepted=1,
         blocked=1,
@@ -722,6 +724,7 @@ def test_summary_counts_and_drift() -> None:
     )
     assert result.summary().to_dict() == {
         "to_revoke": 1,
+        "to_restore": 0,
         "missing": 1,
         "excepted": 1,
         "blocked": 1,

@@ -390,7 +390,8 @@ def test_rule_errors(policies: Path, rules: str, expected: list[str]) -> None:
             "    owner: me\n",
             [
                 "policies/p.yaml:5: groups[0].owner: unknown key 'owner' (allowed:"
-                " description, egress, ingress, match, name, on_drift)"
+                " allow_empty, description, egress, exceptions, ingress, limits, match, name,"
+                " on_drift, restore_missing)"
             ],
             id="unknown-group-key",
         ),

@@ -181,6 +181,7 @@ def test_json_document_shape() -> None:
     assert doc["errors"] == [{"message": "us-east-1: AccessDenied"}]
     assert doc["summary"] == {
         "to_revoke": 1,
+        "to_restore": 0,
         "missing": 1,
         "excepted": 0,
         "blocked": 0,
