@@ -11,10 +11,12 @@ __all__ = [
     "reconcile",
 ]
 
+import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
 log = structlog.get_logger("reconciler")
+
+REGION_WORKERS = 4
 
 ClientFactory = Callable[[str], "EC2Client"]
 
@@ -72,17 +76,26 @@ def plan_regions(
 
     A region that cannot be read is an error for that region; the others are still planned.
     """
-    observed: list[ObservedGroup] = []
-    errors: list[str] = []
-    for region, reader in readers:
+
+    def read(item: tuple[str, SecurityGroupReader]) -> tuple[list[ObservedGroup], str | None]:
+        region, reader = item
         try:
             if group_ids is None:
-                observed.extend(reader.read_managed(baseline))
-            else:
-                observed.extend(reader.read_groups(group_ids))
+                return list(reader.read_managed(baseline)), None
+            return list(reader.read_groups(group_ids)), None
         except (ClientError, BotoCoreError) as exc:
-            errors.append(f"{region}: cannot read security groups: {exc}")
             log.error("read_failed", region=region, error=str(exc))
+            return [], f"{region}: cannot read security groups: {exc}"
+
+    observed: list[ObservedGroup] = []
+    errors: list[str] = []
+    items = list(readers)
+    # Regions (and accounts) are independent sweeps: read them in parallel, bounded.
+    with ThreadPoolExecutor(max_workers=max(1, min(REGION_WORKERS, len(items)))) as pool:
+        for groups, error in pool.map(read, items):
+            observed.extend(groups)
+            if error is not None:
+                errors.append(error)
     return make_plan(baseline, observed, now=now, enforce_limits=not force), tuple(errors)
 
 
@@ -106,6 +119,7 @@ def apply_plan(
     journal: JournalWriter | None = None,
     context: RunContext | None = None,
     authorizers: Callable[[str], RuleAuthorizer] | None = None,
+    workers: int = 8,
 ) -> tuple[Outcome, ...]:
     """Execute exactly the plan's writing changes: one call per group, direction and action.
 
@@ -126,7 +140,12 @@ def apply_plan(
             batches[(change.region, change.group_id, change.direction, change.action)].append(index)
         else:
             outcomes[index] = Outcome(change, _non_writing_status(change, dry_run=dry_run))
-    for (region, group_id, direction, action), indexes in batches.items():
+    guarded = _LockedJournal(journal) if journal is not None else None
+
+    def run_batch(
+        item: tuple[tuple[str, str, Direction, Action], list[int]],
+    ) -> list[tuple[int, Outcome]]:
+        (region, group_id, direction, action), indexes = item
         changes = [plan.changes[i] for i in indexes]
         if action is Action.RESTORE:
             done = _restore(
@@ -142,25 +161,42 @@ def apply_plan(
                 group_id=group_id,
                 direction=direction,
                 revoker=revokers(region),
-                journal=journal,
+                journal=guarded,
                 context=context,
             )
-        for index, outcome in zip(indexes, done, strict=True):
-            outcomes[index] = outcome
+        for outcome in done:
             _log_write(outcome)
-            if (action is Action.REVOKE and outcome.status is not Status.FAILED) or (
-                action is Action.REVOKE and outcome.error != _JOURNAL_REFUSED
-            ):
+            if action is Action.REVOKE and outcome.error != _JOURNAL_REFUSED:
                 try:
-                    _journal_outcome(journal, outcome, context)
+                    _journal_outcome(guarded, outcome, context)
                 except JournalUnavailable as exc:
                     log.error(
                         "journal_outcome_lost", rule_id=outcome.change.rule_id, error=str(exc)
                     )
+        return list(zip(indexes, done, strict=True))
+
+    # Groups are independent: their calls run in parallel, paced by the client-side
+    # token buckets (adapters/throttle.py) so the run stays at EC2's rate.
+    if batches:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(batches)))) as pool:
+            for pairs in pool.map(run_batch, batches.items()):
+                outcomes.update(pairs)
     return tuple(outcomes[i] for i in range(len(plan.changes)))
 
 
 _JOURNAL_REFUSED = "journal unavailable: not revoked"
+
+
+class _LockedJournal:
+    """Serialises journal writes from parallel batches."""
+
+    def __init__(self, journal: JournalWriter) -> None:
+        self._journal = journal
+        self._lock = threading.Lock()
+
+    def record(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self._journal.record(entry)
 
 
 def _revoke(
