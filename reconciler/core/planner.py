@@ -152,8 +152,9 @@ def _diff_group(
     directions = policy.managed_directions()
     report_only = policy.on_drift == "report"
     suffix = " (report only)" if report_only else ""
-    excepted = policy.active_exceptions(now)
-    expired = policy.expired_exceptions(now)
+    owner = group.owner_id
+    excepted = {_localise_key(k, owner): e for k, e in policy.active_exceptions(now).items()}
+    expired = {_localise_key(k, owner): e for k, e in policy.expired_exceptions(now).items()}
     out: list[Change] = []
     live_keys: set[RuleKey] = set()
     for rule in group.rules:
