@@ -18,11 +18,15 @@ if TYPE_CHECKING:
     import boto3
     from mypy_boto3_ec2 import EC2Client
 
+    from reconciler.adapters.aws import AwsClients
+    from reconciler.core.journal import RunContext
     from reconciler.core.policy import Baseline
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_DRIFT = 2
+
+DEFAULT_JOURNAL = Path(".sg-reconciler") / "journal.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,22 +59,24 @@ def ec2_factory(session: boto3.Session, endpoint_url: str | None) -> Callable[[s
     return AwsClients(session, endpoint_url).ec2
 
 
-def _common(parser: argparse.ArgumentParser, *, aws: bool = True, output: bool = False) -> None:
-    parser.add_argument(
-        "--policies",
-        type=Path,
-        default=Path(os.environ.get("SG_RECONCILER_POLICIES", "policies")),
-        metavar="DIR",
-        help="directory of *.yaml policy files (default: ./policies)",
-    )
-    if aws:
+def _common(
+    parser: argparse.ArgumentParser,
+    *,
+    aws: bool = True,
+    output: bool = False,
+    policies: bool = True,
+    region_help: str = "region to reconcile; repeat for several (default: the session's region)",
+) -> None:
+    if policies:
         parser.add_argument(
-            "--region",
-            action="append",
-            default=[],
-            metavar="R",
-            help="region to reconcile; repeat for several (default: the session's region)",
+            "--policies",
+            type=Path,
+            default=Path(os.environ.get("SG_RECONCILER_POLICIES", "policies")),
+            metavar="DIR",
+            help="directory of *.yaml policy files (default: ./policies)",
         )
+    if aws:
+        parser.add_argument("--region", action="append", default=[], metavar="R", help=region_help)
         parser.add_argument("--profile", help="AWS named profile")
         parser.add_argument(
             "--endpoint-url",
@@ -100,6 +106,64 @@ def build_parser() -> argparse.ArgumentParser:
     apply = sub.add_parser("apply", help="revoke drift (exit 0 all done, 1 any failure)")
     _common(apply, output=True)
     apply.add_argument("--dry-run", action="store_true", help="plan and report, but make no change")
+    apply.add_argument(
+        "--journal",
+        type=Path,
+        default=_default_journal(),
+        metavar="PATH",
+        help="append every revoke (before the call) and its outcome here as JSON lines, for"
+        " `restore` (default: SG_RECONCILER_JOURNAL or ./.sg-reconciler/journal.jsonl);"
+        " if it cannot be written, nothing is revoked",
+    )
+    apply.add_argument(
+        "--no-journal", action="store_true", help="revoke without keeping a journal (no undo)"
+    )
+
+    restore = sub.add_parser(
+        "restore",
+        help="re-authorize journaled revokes (exit 0 all restored or present, 1 any failure)",
+        description="Re-authorize rules that apply or the Lambda revoked, exactly as they were"
+        " (with their descriptions), from a journal. Idempotent: a rule already there is"
+        " reported already_present. Needs ec2:AuthorizeSecurityGroupIngress/Egress, which the"
+        " Lambda's role does not have: run it with an operator's credentials. Restored rules"
+        " are drift until the baseline allows them: update the policy (or switch the stack to"
+        " report mode) first, or the next reconcile revokes them again.",
+    )
+    restore.add_argument(
+        "--journal",
+        default=str(_default_journal()),
+        metavar="PATH|s3://BUCKET/PREFIX",
+        help="a JSON-lines journal file, or every object under an S3 prefix (default:"
+        " SG_RECONCILER_JOURNAL or ./.sg-reconciler/journal.jsonl)",
+    )
+    restore.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only revokes at or after TIME (ISO 8601 with a time zone, e.g. 2025-01-31T14:00:00Z)",
+    )
+    restore.add_argument(
+        "--group-id", action="append", default=[], metavar="ID", help="only this group (repeat)"
+    )
+    restore.add_argument(
+        "--rule-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this revoked rule id, sgr-… (repeat)",
+    )
+    restore.add_argument(
+        "--include-unconfirmed",
+        action="store_true",
+        help="also restore revokes whose outcome was never journaled (an interrupted run)",
+    )
+    restore.add_argument(
+        "--dry-run", action="store_true", help="print what would be restored; change nothing"
+    )
+    _common(
+        restore,
+        policies=False,
+        region_help="only rules journaled in this region; repeat for several (default: all)",
+    )
 
     handle = sub.add_parser(
         "handle-event",
@@ -167,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_deploy(args, aws, out=sys.stdout, err=sys.stderr)
     if args.command == "handle-event":
         return cmd_handle_event(args.file, args.policies, aws, mode=args.mode, out=sys.stdout)
+    if args.command == "restore":
+        return cmd_restore(args, aws, out=sys.stdout, err=sys.stderr)
+    journal = None if getattr(args, "no_journal", True) else args.journal
     return cmd_reconcile(
         args.policies,
         aws,
@@ -175,7 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         output=args.output,
         out=sys.stdout,
         err=sys.stderr,
+        journal=journal,
     )
+
+
+def _default_journal() -> Path:
+    return Path(os.environ.get("SG_RECONCILER_JOURNAL") or DEFAULT_JOURNAL)
 
 
 def load_or_report(policies: Path, err: TextIO) -> Baseline | None:
@@ -215,23 +287,58 @@ def cmd_reconcile(
     out: TextIO,
     err: TextIO,
     session: boto3.Session | None = None,
+    journal: Path | None = None,
 ) -> int:
-    """``plan`` and ``apply``: read, plan, (apply), print, and choose the exit code."""
+    """``plan`` and ``apply``: read, plan, (apply), print, and choose the exit code.
+
+    With ``journal`` (apply only), every revoke is appended to that file before its call;
+    a journal that cannot be opened stops the run before anything is read or changed.
+    """
+    from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
     from reconciler.render import Palette, render_json, render_text  # noqa: PLC0415
     from reconciler.service import reconcile  # noqa: PLC0415
 
     baseline = load_or_report(policies, err)
     if baseline is None:
         return EXIT_ERROR
+    writer = None
+    if apply and not dry_run and journal is not None:
+        from reconciler.adapters.journal import FileJournal  # noqa: PLC0415
+        from reconciler.core.errors import JournalUnavailable  # noqa: PLC0415
+
+        try:
+            writer = FileJournal(journal)
+        except JournalUnavailable as exc:
+            print(f"error: {exc}; nothing was changed (choose a writable --journal PATH)", file=err)
+            return EXIT_ERROR
     session = session or aws.session()
     regions = aws.resolved_regions(session)
-    result = reconcile(
-        baseline,
-        ec2_factory(session, aws.endpoint_url),
-        regions,
-        apply=apply,
-        dry_run=dry_run,
-    )
+    clients = AwsClients(session, aws.endpoint_url)
+    context = _run_context(clients, regions[0]) if writer is not None else None
+    try:
+        result = reconcile(
+            baseline,
+            clients.ec2,
+            regions,
+            apply=apply,
+            dry_run=dry_run,
+            journal=writer,
+            context=context,
+        )
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None and context is not None and writer.recorded:
+        import structlog  # noqa: PLC0415
+
+        # A log line, not a print: off a TTY stderr carries only JSON log lines.
+        structlog.get_logger("reconciler").info(
+            "journal_written",
+            path=str(journal),
+            entries=writer.recorded,
+            run_id=context.run_id,
+            undo=f"sg-reconciler restore --journal {journal} --since {context.time}",
+        )
     if output == "json":
         print(render_json(result.plan, result.outcomes, list(result.errors)), file=out)
     else:
@@ -245,6 +352,66 @@ def cmd_reconcile(
     if apply:
         return EXIT_OK
     return EXIT_DRIFT if result.plan.has_drift else EXIT_OK
+
+
+def _run_context(clients: AwsClients, region: str) -> RunContext:
+    """Stamp for the journal of one ``apply``: a new run id, now, and who is calling."""
+    import uuid  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from reconciler.core.journal import RunContext  # noqa: PLC0415
+
+    return RunContext(
+        run_id=uuid.uuid4().hex,
+        trigger="cli-apply",
+        time=datetime.now(UTC).isoformat(timespec="seconds"),
+        actor=clients.caller_arn(region),
+    )
+
+
+def cmd_restore(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: TextIO) -> int:
+    """``restore``: read a journal, re-authorize what the filters select, print each rule."""
+    from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
+    from reconciler.adapters.journal import parse_s3_source, read_entries  # noqa: PLC0415
+    from reconciler.core.errors import JournalReadError  # noqa: PLC0415
+    from reconciler.core.journal import parse_time  # noqa: PLC0415
+    from reconciler.restore import render_restore, restore  # noqa: PLC0415
+
+    try:
+        since = parse_time(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"error: --since {exc}", file=err)
+        return EXIT_ERROR
+    session = aws.session()
+    clients = AwsClients(session, aws.endpoint_url)
+    try:
+        s3_region = (aws.regions or (session.region_name,))[0]
+        s3 = clients.s3(s3_region) if parse_s3_source(args.journal) else None
+        entries = read_entries(args.journal, s3=s3)
+    except JournalReadError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=err)
+        print("error: the journal cannot be used; nothing was restored", file=err)
+        return EXIT_ERROR
+    report = restore(
+        entries,
+        clients.ec2,
+        since=since,
+        regions=aws.regions,
+        group_ids=args.group_id,
+        rule_ids=args.rule_id,
+        include_unconfirmed=args.include_unconfirmed,
+        dry_run=args.dry_run,
+    )
+    if report.unconfirmed and not args.include_unconfirmed:
+        print(
+            f"warning: {len(report.unconfirmed)} revokes in the journal have no outcome (an"
+            " interrupted run) and were not restored; add --include-unconfirmed to restore"
+            " them too",
+            file=err,
+        )
+    print(render_restore(report, dry_run=args.dry_run), file=out)
+    return EXIT_ERROR if report.failed else EXIT_OK
 
 
 def cmd_handle_event(

@@ -9,8 +9,9 @@ from __future__ import annotations
 __all__ = ["Responder", "TriggerSummary", "is_same_principal"]
 
 import re
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.adapters.ec2 import RuleRevoker, SecurityGroupReader
 from reconciler.adapters.events import ApiCall, Ignored, ScheduledTick, Trigger
+from reconciler.adapters.journal import LogJournal, S3Journal
 from reconciler.adapters.notify import (
     Notification,
     SnsNotifier,
@@ -26,6 +28,7 @@ from reconciler.adapters.notify import (
     run_notice,
     untracked_notice,
 )
+from reconciler.core.journal import RunContext
 from reconciler.core.plan import Action, Outcome, Status
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.rules import Direction, ObservedGroup
@@ -136,12 +139,49 @@ class Responder:
                 failed=True,
             )
         if isinstance(trigger, ScheduledTick):
-            return self._scheduled(self._baseline)
-        return self._api_call(self._baseline, trigger)
+            context = self._run_context("schedule")
+        else:
+            context = self._run_context(
+                f"cloudtrail:{trigger.event_name}", trigger.actor.arn, trigger.event_id
+            )
+        journal = self._journal(context)
+        try:
+            if isinstance(trigger, ScheduledTick):
+                summary = self._scheduled(self._baseline, journal, context)
+            else:
+                summary = self._api_call(self._baseline, trigger, journal, context)
+        finally:
+            # Written even when the run broke off: what was revoked before is recorded.
+            error = journal.close()
+        # The revokes have happened either way: a journal that S3 refused is an error
+        # to report (every entry is in the log), not a reason to fail the run.
+        return summary if error is None else replace(summary, errors=(*summary.errors, error))
+
+    # --- journal ---------------------------------------------------------------------------
+
+    def _run_context(
+        self, trigger: str, actor: str | None = None, event_id: str | None = None
+    ) -> RunContext:
+        return RunContext(
+            run_id=uuid.uuid4().hex,
+            trigger=trigger,
+            time=self._now().isoformat(),
+            actor=actor,
+            event_id=event_id,
+        )
+
+    def _journal(self, context: RunContext) -> S3Journal | LogJournal:
+        """One object per run in the journal bucket, or the log when there is none."""
+        bucket = self._settings.journal_bucket
+        if bucket is None:
+            return LogJournal()
+        return S3Journal(self._clients.s3(None), bucket, self._settings.journal_prefix, context)
 
     # --- schedule ------------------------------------------------------------------------
 
-    def _scheduled(self, baseline: Baseline) -> TriggerSummary:
+    def _scheduled(
+        self, baseline: Baseline, journal: S3Journal | LogJournal, context: RunContext
+    ) -> TriggerSummary:
         report = self._settings.mode == "report"
         result = reconcile(
             baseline,
@@ -151,6 +191,8 @@ class Responder:
             dry_run=False,
             report_mode=report,
             now=self._now(),
+            journal=journal,
+            context=context,
         )
         errors = (*result.errors, *(str(p) for p in result.plan.problems))
         notices: list[Notification] = []
@@ -179,7 +221,13 @@ class Responder:
         own = self._own_arn()
         return own is not None and is_same_principal(issuer, own)
 
-    def _api_call(self, baseline: Baseline, call: ApiCall) -> TriggerSummary:
+    def _api_call(
+        self,
+        baseline: Baseline,
+        call: ApiCall,
+        journal: S3Journal | LogJournal,
+        context: RunContext,
+    ) -> TriggerSummary:
         if self._is_own_call(call):
             return _ignored("own_call", call.event_name)
         region = call.region or self._settings.regions[0]
@@ -223,7 +271,11 @@ class Responder:
             )
         revoker = RuleRevoker(self._clients.ec2(region), reader)
         outcomes = apply_plan(
-            plan, lambda _region: revoker, report_mode=self._settings.mode == "report"
+            plan,
+            lambda _region: revoker,
+            report_mode=self._settings.mode == "report",
+            journal=journal,
+            context=context,
         )
         notices: list[Notification] = []
         if any(o.change.action is Action.REVOKE for o in outcomes):

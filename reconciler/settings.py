@@ -31,6 +31,8 @@ class Settings(BaseModel):
     SG_RECONCILER_REGIONS             comma-separated (default: the function's region)
     SG_RECONCILER_TOPIC_ARN           SNS topic for notifications (optional)
     SG_RECONCILER_IGNORE_PRINCIPALS   comma-separated ARNs whose calls are never acted on
+    SG_RECONCILER_JOURNAL_BUCKET      S3 bucket for one journal object per run (default: log only)
+    SG_RECONCILER_JOURNAL_PREFIX      key prefix in that bucket (default: journal)
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -41,6 +43,8 @@ class Settings(BaseModel):
     topic_arn: str | None = None
     ignore_principals: Csv = ()
     endpoint_url: str | None = None
+    journal_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    journal_prefix: str = "journal"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -52,6 +56,8 @@ class Settings(BaseModel):
             "topic_arn": environ.get("SG_RECONCILER_TOPIC_ARN") or None,
             "ignore_principals": environ.get("SG_RECONCILER_IGNORE_PRINCIPALS", ""),
             "endpoint_url": environ.get("AWS_ENDPOINT_URL") or None,
+            "journal_bucket": environ.get("SG_RECONCILER_JOURNAL_BUCKET") or None,
+            "journal_prefix": (environ.get("SG_RECONCILER_JOURNAL_PREFIX") or "journal").strip("/"),
         }
         if environ.get("SG_RECONCILER_POLICIES"):
             raw["policies"] = environ["SG_RECONCILER_POLICIES"]
@@ -62,6 +68,7 @@ class Settings(BaseModel):
                 "regions": "SG_RECONCILER_REGIONS (or AWS_REGION)",
                 "mode": "SG_RECONCILER_MODE",
                 "policies": "SG_RECONCILER_POLICIES",
+                "journal_bucket": "SG_RECONCILER_JOURNAL_BUCKET",
             }
             lines = [
                 f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 FAKE_ENV = {
@@ -16,10 +18,14 @@ FAKE_ENV = {
 
 
 @pytest.fixture(autouse=True)
-def _fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials and a fixed region for every test; no profile or endpoint leaks in."""
+def _fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fake credentials and a fixed region for every test; no profile or endpoint leaks in.
+
+    ``apply`` journals to ./.sg-reconciler by default: each test gets its own journal instead.
+    """
     for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "SG_RECONCILER_POLICIES"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SG_RECONCILER_JOURNAL", str(tmp_path / "default-journal.jsonl"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     for key, value in FAKE_ENV.items():
         monkeypatch.setenv(key, value)

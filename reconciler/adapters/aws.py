@@ -11,6 +11,7 @@ from reconciler import __version__
 if TYPE_CHECKING:
     import boto3
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sts import STSClient
 
@@ -46,6 +47,21 @@ class AwsClients:
         """The EC2 client of a region."""
         client: EC2Client = self._client("ec2", region)
         return client
+
+    def s3(self, region: str | None) -> S3Client:
+        """The S3 client of a region (the journal bucket's)."""
+        client: S3Client = self._client("s3", region)
+        return client
+
+    def caller_arn(self, region: str | None) -> str | None:
+        """The ARN of whoever these credentials are (STS GetCallerIdentity); None if unknown."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            arn: str = self.sts(region).get_caller_identity()["Arn"]
+        except (ClientError, BotoCoreError):
+            return None
+        return arn
 
     def sns(self, region: str | None) -> SNSClient:
         """The SNS client of a region."""

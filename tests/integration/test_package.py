@@ -266,10 +266,16 @@ def test_package_runs_the_handler_on_python312_with_only_boto3(
         IpPermissions=[
             {
                 "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+            },
+            {
+                "IpProtocol": "tcp",
                 "FromPort": 22,
                 "ToPort": 22,
                 "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
-            }
+            },
         ],
     )
     env = {

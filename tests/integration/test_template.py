@@ -33,6 +33,8 @@ ENVIRONMENT = {
     "SG_RECONCILER_TOPIC_ARN",
     "SG_RECONCILER_IGNORE_PRINCIPALS",
     "SG_RECONCILER_POLICIES",
+    "SG_RECONCILER_JOURNAL_BUCKET",
+    "SG_RECONCILER_JOURNAL_PREFIX",
 }
 
 
@@ -123,7 +125,7 @@ def test_role_has_no_wildcard_action_and_no_authorize_create_delete_or_modify(
             assert not verb.startswith(forbidden) or action == "logs:CreateLogStream", (
                 f"{name}: {action}"
             )
-            assert service in {"ec2", "sns", "sqs", "logs", "kms"}, f"{name}: {action}"
+            assert service in {"ec2", "sns", "sqs", "logs", "kms", "s3"}, f"{name}: {action}"
 
 
 def test_only_describe_calls_use_resource_star(template: dict[str, Any]) -> None:
