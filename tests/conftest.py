@@ -14,6 +14,11 @@ FAKE_ENV = {
     "AWS_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
     "NO_COLOR": "1",
+    # moto never throttles; at AWS's rates (tests/unit/test_throttle.py) a 200-group fix
+    # would wait ~30 s on token buckets for nothing. `make bench` measures the real rates.
+    "SG_RECONCILER_RATE_LIMITS": (
+        "describe=100000/100000,sg_ingress=100000/100000,mutating=100000/100000"
+    ),
 }
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["AwsClients"]
+__all__ = ["RATE_LIMITS_ENV", "AwsClients"]
 
+import os
+import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
@@ -16,31 +19,59 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
 
+# e.g. "describe=100/20,sg_ingress=50/5,mutating=50/5" (burst/per second; AWS's defaults)
+RATE_LIMITS_ENV = "SG_RECONCILER_RATE_LIMITS"
+
+
 class AwsClients:
     """Lazily created clients from one session; the endpoint (moto, LocalStack) applies to all."""
 
-    def __init__(self, session: boto3.Session, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        session: boto3.Session,
+        endpoint_url: str | None = None,
+        *,
+        rates: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
         self.session = session
         self.endpoint_url = endpoint_url
         self._clients: dict[tuple[str, str], Any] = {}
+        if rates is None:
+            from reconciler.adapters.throttle import parse_rates  # noqa: PLC0415
+
+            rates = parse_rates(os.environ.get(RATE_LIMITS_ENV, ""))
+        self._rates = rates
+        self._lock = threading.Lock()
 
     def _client(self, service: str, region: str | None) -> Any:
         key = (service, region or "")
-        client = self._clients.get(key)
-        if client is None:
-            from botocore.config import Config  # noqa: PLC0415 - keeps import time low
+        with self._lock:  # parallel region sweeps share this cache
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._new_client(service, region)
+        return client
 
-            config = Config(
-                retries={"mode": "standard", "max_attempts": 8},
-                user_agent_extra=f"sg-reconciler/{__version__}",
-            )
-            client = self.session.client(
-                service,  # type: ignore[call-overload]
-                region_name=region,
-                endpoint_url=self.endpoint_url,
-                config=config,
-            )
-            self._clients[key] = client
+    def _new_client(self, service: str, region: str | None) -> Any:
+        from botocore.config import Config  # noqa: PLC0415 - keeps import time low
+
+        config = Config(
+            # Standard mode retries throttling with jittered backoff; the token buckets
+            # below keep us from provoking it in the first place.
+            retries={"mode": "standard", "max_attempts": 8},
+            user_agent_extra=f"sg-reconciler/{__version__}",
+            max_pool_connections=16,
+        )
+        client = self.session.client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            endpoint_url=self.endpoint_url,
+            config=config,
+        )
+        if service == "ec2":
+            # One set of token buckets per account and region, as EC2 throttles.
+            from reconciler.adapters.throttle import ApiRateLimiter  # noqa: PLC0415
+
+            ApiRateLimiter(self._rates).attach(client)
         return client
 
     def ec2(self, region: str) -> EC2Client:
