@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -106,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply = sub.add_parser("apply", help="revoke drift (exit 0 all done, 1 any failure)")
     _common(apply, output=True)
     apply.add_argument("--dry-run", action="store_true", help="plan and report, but make no change")
+    apply.add_argument(
+        "--force",
+        action="store_true",
+        help="override blast-radius limits (max_revocations_*, allow_empty) for this run",
+    )
     apply.add_argument(
         "--journal",
         type=Path,
@@ -243,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out=sys.stdout,
         err=sys.stderr,
         journal=journal,
+        force=getattr(args, "force", False),
     )
 
 
@@ -273,8 +280,29 @@ def cmd_validate(policies: Path, *, out: TextIO, err: TextIO) -> int:
     if baseline is None:
         return EXIT_ERROR
     files = len(set(baseline.sources.values()))
+    for warning in expiry_warnings(baseline, datetime.now(UTC)):
+        print(warning, file=err)
     print(f"OK: {len(baseline.policies)} policies in {files} files", file=out)
     return EXIT_OK
+
+
+EXPIRY_WARNING = timedelta(days=7)
+
+
+def expiry_warnings(baseline: Baseline, now: datetime) -> list[str]:
+    """One line per exception that expires within 7 days (it will then be revoked)."""
+    out = []
+    for policy, index, exception in baseline.expiring_exceptions(now, EXPIRY_WARNING):
+        source = baseline.sources.get(policy.name, "?")
+        line = baseline.locations.get((policy.name, "exceptions", index))
+        where = f"{source}:{line}" if line is not None else source
+        days = (exception.expires - now).total_seconds() / 86400
+        out.append(
+            f"warning: {where}: policy {policy.name} exceptions[{index}] expires"
+            f" {exception.expires.isoformat()} (in {days:.1f} days; the rule is revoked then):"
+            f" {exception.reason}"
+        )
+    return out
 
 
 def cmd_reconcile(
@@ -288,6 +316,7 @@ def cmd_reconcile(
     err: TextIO,
     session: boto3.Session | None = None,
     journal: Path | None = None,
+    force: bool = False,
 ) -> int:
     """``plan`` and ``apply``: read, plan, (apply), print, and choose the exit code.
 
@@ -295,6 +324,7 @@ def cmd_reconcile(
     a journal that cannot be opened stops the run before anything is read or changed.
     """
     from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
+    from reconciler.adapters.ec2 import RuleAuthorizer  # noqa: PLC0415
     from reconciler.render import Palette, render_json, render_text  # noqa: PLC0415
     from reconciler.service import reconcile  # noqa: PLC0415
 
@@ -324,6 +354,8 @@ def cmd_reconcile(
             dry_run=dry_run,
             journal=writer,
             context=context,
+            force=force,
+            authorizers=lambda region: RuleAuthorizer(clients.ec2(region)),
         )
     finally:
         if writer is not None:
@@ -348,6 +380,14 @@ def cmd_reconcile(
             file=out,
         )
     if result.failed:
+        return EXIT_ERROR
+    blocked = result.plan.summary().blocked
+    if apply and blocked and not dry_run:
+        print(
+            f"error: {blocked} changes were blocked by blast-radius limits and not made;"
+            " review them, then fix the baseline or rerun with --force",
+            file=err,
+        )
         return EXIT_ERROR
     if apply:
         return EXIT_OK

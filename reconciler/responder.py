@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.adapters.ec2 import RuleRevoker, SecurityGroupReader
+from reconciler.adapters.ec2 import RuleAuthorizer, RuleRevoker, SecurityGroupReader
 from reconciler.adapters.events import ApiCall, Ignored, ScheduledTick, Trigger
 from reconciler.adapters.journal import LogJournal, S3Journal
 from reconciler.adapters.notify import (
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("reconciler.event")
 
 TriggerKind = Literal["cloudtrail", "schedule", "ignored"]
+
+# Outcomes a scheduled run notifies about (a quiet run sends nothing).
+_NOTEWORTHY = frozenset({Status.REVOKED, Status.RESTORED, Status.FAILED, Status.BLOCKED})
 
 _ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$")
 _ASSUMED_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/.+$")
@@ -177,6 +180,10 @@ class Responder:
             return LogJournal()
         return S3Journal(self._clients.s3(None), bucket, self._settings.journal_prefix, context)
 
+    def _authorizer(self, region: str) -> RuleAuthorizer:
+        """Creates missing baseline rules (restore_missing); the role allows it only then."""
+        return RuleAuthorizer(self._clients.ec2(region))
+
     # --- schedule ------------------------------------------------------------------------
 
     def _scheduled(
@@ -193,10 +200,11 @@ class Responder:
             now=self._now(),
             journal=journal,
             context=context,
+            authorizers=self._authorizer,
         )
         errors = (*result.errors, *(str(p) for p in result.plan.problems))
         notices: list[Notification] = []
-        changed = any(o.status in (Status.REVOKED, Status.FAILED) for o in result.outcomes)
+        changed = any(o.status in _NOTEWORTHY for o in result.outcomes)
         if changed or errors:
             notices.append(run_notice(result.outcomes, errors, mode=self._settings.mode))
         return self._summary(
@@ -276,9 +284,10 @@ class Responder:
             report_mode=self._settings.mode == "report",
             journal=journal,
             context=context,
+            authorizers=self._authorizer,
         )
         notices: list[Notification] = []
-        if any(o.change.action is Action.REVOKE for o in outcomes):
+        if any(o.change.action in (Action.REVOKE, Action.RESTORE) for o in outcomes):
             notice = drift_notice(call, outcomes, mode=self._settings.mode)
             log.warning("drift_event", **notice.facts)
             notices.append(notice)

@@ -305,6 +305,7 @@ def reconcile(
     journal: JournalWriter | None = None,
     context: RunContext | None = None,
     force: bool = False,
+    authorizers: Callable[[str], RuleAuthorizer] | None = None,
 ) -> RunResult:
     """Plan (and, with ``apply``, execute) the baseline in every region; log one summary."""
     started = time.monotonic()
@@ -326,6 +327,7 @@ def reconcile(
             report_mode=report_mode,
             journal=journal,
             context=context,
+            authorizers=authorizers,
         )
     result = RunResult(plan=plan, outcomes=outcomes, errors=errors)
     statuses: dict[str, int] = defaultdict(int)

@@ -56,13 +56,16 @@ def drift_notice(call: ApiCall, outcomes: Sequence[Outcome], *, mode: str) -> No
     """The message for an event that led to revokes (or would have, in report mode)."""
     revoked = [o for o in outcomes if o.status is Status.REVOKED]
     failed = [o for o in outcomes if o.status is Status.FAILED]
-    shown = [o for o in outcomes if o.change.action.value == "revoke"]
+    blocked = [o for o in outcomes if o.status is Status.BLOCKED]
+    shown = [o for o in outcomes if o.change.action.value in ("revoke", "restore")]
     groups = sorted({o.change.group_id for o in shown})
     policies = sorted({o.change.policy for o in shown})
-    if mode == "report" or not revoked:
+    if blocked and not revoked:
+        verdict = "BLOCKED BY LIMIT"
+    elif mode == "report" or not revoked:
         verdict = "DRIFT REPORTED" if not failed else "MITIGATION FAILED"
     else:
-        verdict = "AUTO-MITIGATED" if not failed else "PARTLY MITIGATED"
+        verdict = "AUTO-MITIGATED" if not failed and not blocked else "PARTLY MITIGATED"
     what = (
         f"revoked {len(revoked)} rule(s)"
         if verdict in ("AUTO-MITIGATED", "PARTLY MITIGATED")
@@ -87,6 +90,7 @@ def drift_notice(call: ApiCall, outcomes: Sequence[Outcome], *, mode: str) -> No
         *(
             f"  {o.change.rule_id}  {o.change.key.describe()}"
             f"  ({o.change.description or 'no description'})  => {o.status.value}"
+            + (f" [{o.change.blocked}]" if o.change.blocked else "")
             for o in shown
         ),
         "",
