@@ -4,8 +4,10 @@ from __future__ import annotations
 
 __all__ = ["run_demo"]
 
+import io
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef
 
+    from reconciler.cli import AwsOptions
     from reconciler.core.policy import Baseline
 
 REGION = "us-east-1"
@@ -123,7 +126,7 @@ def run_demo(*, out: TextIO, policies: Path | None = None) -> int:
     baseline = load_or_report(policy_dir, out)
     if baseline is None:
         return 1
-    with simulated_account():
+    with simulated_account(), tempfile.TemporaryDirectory(prefix="sg-demo-") as scratch:
         import boto3  # noqa: PLC0415
 
         session = boto3.Session(region_name=REGION)
@@ -131,19 +134,27 @@ def run_demo(*, out: TextIO, policies: Path | None = None) -> int:
         groups = build_world(ec2, baseline)
         inject_drift(ec2, groups)
         aws = AwsOptions(profile=None, regions=(REGION,), endpoint_url=None)
+        journal = Path(scratch) / "journal.jsonl"
 
-        def step(title: str, *, apply: bool) -> int:
+        def step(title: str, *, apply: bool, show: int | None = None) -> int:
             print(f"\n=== {title}", file=out)
+            printed = io.StringIO()
             code = cmd_reconcile(
                 policy_dir,
                 aws,
                 apply=apply,
                 dry_run=False,
                 output="text",
-                out=out,
-                err=out,
+                out=printed,
+                err=printed,
                 session=session,
+                journal=journal if apply else None,
             )
+            lines = printed.getvalue().splitlines()
+            if show is not None and len(lines) > 2 * show:
+                hidden = len(lines) - 2 * show
+                lines = [*lines[:show], f"  ... ({hidden} more lines)", *lines[-show:]]
+            print("\n".join(lines), file=out)
             print(f"(exit code {code})", file=out)
             return code
 
@@ -166,14 +177,61 @@ def run_demo(*, out: TextIO, policies: Path | None = None) -> int:
             file=out,
         )
         reverted = _event_path(session, ec2, groups, policy_dir, out)
-    ok = first == 2 and applied == 0 and final == 0 and still_open and reverted
+
+        print("\n=== Safety: a mass change is blocked", file=out)
+        mass = [RuleKey(Direction.INGRESS, "tcp", p, p, "10.1.0.0/16") for p in range(9000, 9030)]
+        for key in mass:
+            _authorize(ec2, groups["app-prod"], key, "bulk script")
+        print(
+            f"A script added {len(mass)} rules to app-prod at once: more than the default"
+            " max_revocations_per_group (25), so apply leaves that group alone and says so.",
+            file=out,
+        )
+        blocked = step("sg-reconciler apply (blocked: exit code 1)", apply=True, show=3)
+        untouched = len(mass) == sum(
+            1
+            for r in ec2.describe_security_group_rules(
+                Filters=[{"Name": "group-id", "Values": [groups["app-prod"]]}]
+            )["SecurityGroupRules"]
+            if 9000 <= r.get("FromPort", 0) < 9030
+        )
+        print(f"The {len(mass)} rules are all still there: {untouched}", file=out)
+
+        undone = _undo(journal, groups["web-prod"], aws, out)
+    ok = (
+        first == 2
+        and applied == 0
+        and final == 0
+        and still_open
+        and reverted
+        and blocked == 1
+        and untouched
+        and undone
+    )
     print(
-        "\nDemo finished: drift found, revoked, and the baseline holds."
+        "\nDemo finished: drift found, revoked, reverted on its event, a mass change blocked,"
+        " and an apply undone."
         if ok
         else "\nDemo FAILED: see above.",
         file=out,
     )
     return 0 if ok else 1
+
+
+def _undo(journal: Path, group_id: str, aws: AwsOptions, out: TextIO) -> bool:
+    """Restore what the first apply revoked on web-prod, from its journal."""
+    from reconciler.cli import build_parser, cmd_restore  # noqa: PLC0415
+
+    print("\n=== Undo: restore web-prod's revoked rules from the journal", file=out)
+    argv = ["restore", "--journal", str(journal), "--group-id", group_id]
+    print(f"sg-reconciler {' '.join(argv[:2])} <journal> {' '.join(argv[3:])}", file=out)
+    code = cmd_restore(build_parser().parse_args(argv), aws, out=out, err=out)
+    print(
+        f"(exit code {code}) The rules are back with their descriptions; they are drift"
+        " again, so the next run would revoke them unless the baseline allows them.",
+        file=out,
+    )
+    return code == 0
 
 
 def cloudtrail_event(

@@ -170,5 +170,10 @@ def test_demo_finds_and_revokes_drift(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["demo", "--policies", str(policies)]) == 0
     out = capsys.readouterr().out
     assert "(exit code 2)" in out
-    assert "Demo finished: drift found, revoked, and the baseline holds." in out
+    assert out.rstrip().endswith(
+        "Demo finished: drift found, revoked, reverted on its event, a mass change blocked,"
+        " and an apply undone."
+    )
+    assert "[blocked: max_revocations_per_group=25 (30 revokes planned)]" in out
+    assert "Restore: 3 restored, 0 already present, 0 group gone, 0 failed" in out
     assert "Notification: sg-reconciler AUTO-MITIGATED: revoked 1 rule(s) on sg-" in out
