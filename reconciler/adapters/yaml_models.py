@@ -234,6 +234,13 @@ def _message(error: Any, loc: Loc, root: type[BaseModel]) -> str:
         return "groups is empty (add at least one group, or delete the file)"
     if kind == "too_short":
         return "must not be empty"
+    if kind in {"bool_type", "bool_parsing"}:
+        return f"expected true or false, got {error.get('input')!r}"
+    if kind == "greater_than_equal":
+        bound = error.get("ctx", {}).get("ge")
+        return (
+            f"must be at least {bound}, got {error.get('input')!r} (remove the key for the default)"
+        )
     if kind in {"string_type", "int_type", "int_parsing"}:
         return f"{error['msg'].lower()}, got {error.get('input')!r} (quote strings in YAML)"
     if kind in {"model_type", "dict_type"}:

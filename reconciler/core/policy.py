@@ -47,6 +47,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     model_validator,
 )
 
@@ -290,7 +291,7 @@ class GroupLimits(BaseModel):
 
     model_config = _FROZEN
 
-    max_revocations_per_group: Annotated[int, Field(ge=1)] | None = None
+    max_revocations_per_group: Annotated[int, Field(ge=1, strict=True)] | None = None
 
 
 class FileLimits(GroupLimits):
@@ -304,7 +305,17 @@ class FileLimits(GroupLimits):
     ```
     """
 
-    max_revocations_per_run: Annotated[int, Field(ge=1)] | None = None
+    max_revocations_per_run: Annotated[int, Field(ge=1, strict=True)] | None = None
+
+
+def _time_not_number(value: object) -> object:
+    """Refuse numbers: pydantic would read ``expires: 20261231`` as seconds since 1970."""
+    text = str(value).strip() if isinstance(value, int | float | str) else ""
+    if not isinstance(value, bool) and text.lstrip("-").replace(".", "", 1).isdigit():
+        raise ValueError(
+            f"expires must be a time with a timezone, e.g. 2026-12-31T00:00:00Z, not {value!r}"
+        )
+    return value
 
 
 class RuleException(_RuleSpec):
@@ -326,8 +337,8 @@ class RuleException(_RuleSpec):
         default=None, alias="from"
     )
     to: Annotated[tuple[Peer, ...], BeforeValidator(_as_list)] | None = None
-    expires: AwareDatetime
-    reason: Annotated[str, Field(min_length=1)]
+    expires: Annotated[AwareDatetime, BeforeValidator(_time_not_number)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
     @model_validator(mode="after")
     def _one_peer_list(self) -> RuleException:
@@ -377,8 +388,8 @@ class GroupPolicy(BaseModel):
     on_drift: Literal["revoke", "report"] = "revoke"
     limits: GroupLimits | None = None
     exceptions: tuple[RuleException, ...] = ()
-    allow_empty: bool = False
-    restore_missing: bool = False
+    allow_empty: Annotated[bool, Field(strict=True)] = False
+    restore_missing: Annotated[bool, Field(strict=True)] = False
 
     def max_revocations_per_group(self) -> int:
         """This group's limit (its own, else its file's, else 25)."""
