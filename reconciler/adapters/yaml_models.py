@@ -234,23 +234,26 @@ def _message(error: Any, loc: Loc, root: type[BaseModel]) -> str:
         return "groups is empty (add at least one group, or delete the file)"
     if kind == "too_short":
         return "must not be empty"
+    return _value_message(error)
+
+
+def _value_message(error: Any) -> str:
+    """Messages for a value of the wrong type or range."""
+    kind, given = error["type"], error.get("input")
     if kind in {"bool_type", "bool_parsing"}:
-        return f"expected true or false, got {error.get('input')!r}"
+        return f"expected true or false, got {given!r}"
     if kind == "greater_than_equal":
         bound = error.get("ctx", {}).get("ge")
-        return (
-            f"must be at least {bound}, got {error.get('input')!r} (remove the key for the default)"
-        )
+        return f"must be at least {bound}, got {given!r} (remove the key for the default)"
     if kind in {"string_type", "int_type", "int_parsing"}:
-        return f"{error['msg'].lower()}, got {error.get('input')!r} (quote strings in YAML)"
+        return f"{error['msg'].lower()}, got {given!r} (quote strings in YAML)"
     if kind in {"model_type", "dict_type"}:
-        return f"expected a mapping, got {_yaml_type(error.get('input'))}"
+        return f"expected a mapping, got {_yaml_type(given)}"
     if kind in {"tuple_type", "list_type"}:
-        return f"expected a list, got {_yaml_type(error.get('input'))}"
+        return f"expected a list, got {_yaml_type(given)}"
     if kind == "literal_error":
-        return f"{error['msg']}, got {error.get('input')!r}"
-    msg = str(error["msg"])
-    return msg.removeprefix("Value error, ")
+        return f"{error['msg']}, got {given!r}"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _allowed_keys(loc: Loc, root: type[BaseModel]) -> list[str]:
