@@ -174,7 +174,7 @@ def _diff_group(
                     rule_id=rule.rule_id,
                     description=rule.description,
                     reason=f"excepted until {exception.expires.isoformat()}: {exception.reason}",
-                    report_only=True,
+                    report_only=report_only,
                 )
             )
             continue
@@ -208,7 +208,7 @@ def _diff_group(
                 description=descriptions.get(key),
                 reason=f"in policy {policy.name} but not live"
                 + ("; restore_missing is on" if restore else ""),
-                report_only=not restore,
+                report_only=report_only,
             )
             for key in missing
         )

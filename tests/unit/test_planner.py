@@ -125,7 +125,7 @@ def test_baseline_rule_not_live_is_reported_missing() -> None:
             rule_id=None,
             description="public HTTPS",
             reason="in policy web-prod but not live",
-            report_only=True,
+            report_only=False,
         ),
     )
     assert result.changes[0].writes is False

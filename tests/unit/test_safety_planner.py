@@ -550,7 +550,7 @@ def test_unexpired_exception_keeps_the_rule_and_never_writes() -> None:
         ),
     ]
     (change,) = result.changes
-    assert (change.writes, change.report_only) == (False, True)
+    assert (change.writes, change.report_only) == (False, False)
     assert result.has_drift is False
     assert result.summary() == Summary(
         to_revoke=0,
