@@ -37,8 +37,8 @@ $(CHECKOV_STAMP):
 
 # checkov lives in its own venv (its pins clash with ours); --skip-download keeps it offline.
 lint-template: $(STAMP) $(CHECKOV_STAMP)
-	$(BIN)/cfn-lint deploy/template.yaml
-	$(CHECKOV_VENV)/bin/checkov -f deploy/template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(BIN)/cfn-lint deploy/template.yaml deploy/member-role.yaml
+	$(CHECKOV_VENV)/bin/checkov -f deploy/template.yaml -f deploy/member-role.yaml --framework cloudformation --quiet --compact --skip-download
 
 test: lint typecheck lint-template
 	$(BIN)/pytest -n 2

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
     from reconciler.adapters.aws import AwsClients
+    from reconciler.adapters.journal import FileJournal
+    from reconciler.core.accounts import AccountsFile
     from reconciler.core.journal import RunContext
     from reconciler.core.policy import Baseline
+    from reconciler.service import RunResult
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -67,6 +70,7 @@ def _common(
     output: bool = False,
     policies: bool = True,
     region_help: str = "region to reconcile; repeat for several (default: the session's region)",
+    accounts: bool = False,
 ) -> None:
     if policies:
         parser.add_argument(
@@ -87,6 +91,12 @@ def _common(
         )
     if output:
         parser.add_argument("--output", choices=("text", "json"), default="text")
+    if accounts:
+        _accounts_option(
+            parser,
+            "reconcile every account of this accounts file (assuming its role in each), in"
+            " the file's regions; not with --region",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,10 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(validate, aws=False)
 
     plan = sub.add_parser("plan", help="show drift (exit 0 none, 2 drift, 1 error)")
-    _common(plan, output=True)
+    _common(plan, output=True, accounts=True)
 
     apply = sub.add_parser("apply", help="revoke drift (exit 0 all done, 1 any failure)")
-    _common(apply, output=True)
+    _common(apply, output=True, accounts=True)
     apply.add_argument("--dry-run", action="store_true", help="plan and report, but make no change")
     apply.add_argument(
         "--force",
@@ -178,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     handle.add_argument("file", type=Path, help="EventBridge envelope or bare CloudTrail record")
     _common(handle)
     handle.add_argument("--mode", choices=("enforce", "report"), help="override SG_RECONCILER_MODE")
+    _accounts_option(handle, "act as a hub with this accounts file (SG_RECONCILER_ACCOUNTS)")
 
     package = sub.add_parser("package", help="build the Lambda zip (refuses invalid policies)")
     _common(package, aws=False)
@@ -188,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ship boto3/botocore in the zip instead of using the Lambda runtime's",
     )
+    _accounts_option(package, "ship this accounts file (checked first) as accounts.yaml (a hub)")
 
     deploy = sub.add_parser(
         "deploy", help="package, upload and create/update the CloudFormation stack"
@@ -202,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--create-trail", action="store_true", help="create a CloudTrail trail")
     deploy.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64")
     deploy.add_argument("--bundle-boto3", action="store_true")
+    _hub_options(deploy)
     deploy.add_argument(
         "--dry-run", action="store_true", help="print the change set, then delete it"
     )
@@ -231,12 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             bundle_boto3=args.bundle_boto3,
             out=sys.stdout,
             err=sys.stderr,
+            accounts=args.accounts,
         )
     aws = AwsOptions(args.profile, tuple(args.region), args.endpoint_url)
     if args.command == "deploy":
         return cmd_deploy(args, aws, out=sys.stdout, err=sys.stderr)
     if args.command == "handle-event":
-        return cmd_handle_event(args.file, args.policies, aws, mode=args.mode, out=sys.stdout)
+        return cmd_handle_event(
+            args.file, args.policies, aws, mode=args.mode, out=sys.stdout, accounts=args.accounts
+        )
     if args.command == "restore":
         return cmd_restore(args, aws, out=sys.stdout, err=sys.stderr)
     journal = None if getattr(args, "no_journal", True) else args.journal
@@ -250,7 +266,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         err=sys.stderr,
         journal=journal,
         force=getattr(args, "force", False),
+        accounts=args.accounts,
     )
+
+
+def _accounts_option(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument("--accounts", type=Path, metavar="FILE", help=text)
+
+
+def _hub_options(deploy: argparse.ArgumentParser) -> None:
+    _accounts_option(
+        deploy,
+        "deploy a hub: ship this accounts file and let the function assume its role_name"
+        " (MemberRoleName); without it the stack reconciles its own account only",
+    )
+    deploy.add_argument(
+        "--organization-id",
+        metavar="ID",
+        help="o-…: let this organization's accounts forward events to the hub (OrganizationId)",
+    )
+
+
+def load_accounts_or_report(path: Path, err: TextIO) -> AccountsFile | None:
+    """Load an accounts file, or print every problem (one per line) and return None."""
+    from reconciler.adapters.accounts import load_accounts  # noqa: PLC0415
+    from reconciler.core.errors import PolicyError  # noqa: PLC0415
+
+    try:
+        return load_accounts(path)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=err)
+        print(f"error: {len(exc.problems)} problem(s) in {path}; nothing was changed", file=err)
+        return None
 
 
 def _default_journal() -> Path:
@@ -317,11 +365,13 @@ def cmd_reconcile(
     session: boto3.Session | None = None,
     journal: Path | None = None,
     force: bool = False,
+    accounts: Path | None = None,
 ) -> int:
     """``plan`` and ``apply``: read, plan, (apply), print, and choose the exit code.
 
     With ``journal`` (apply only), every revoke is appended to that file before its call;
     a journal that cannot be opened stops the run before anything is read or changed.
+    With ``accounts``, every account of that file is reconciled (see reconcile_accounts).
     """
     from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
     from reconciler.adapters.ec2 import RuleAuthorizer  # noqa: PLC0415
@@ -331,6 +381,17 @@ def cmd_reconcile(
     baseline = load_or_report(policies, err)
     if baseline is None:
         return EXIT_ERROR
+    accounts_file = None
+    if accounts is not None:
+        if aws.regions:
+            print(
+                "error: --accounts and --region exclude each other (the file names the regions)",
+                file=err,
+            )
+            return EXIT_ERROR
+        accounts_file = load_accounts_or_report(accounts, err)
+        if accounts_file is None:
+            return EXIT_ERROR
     writer = None
     if apply and not dry_run and journal is not None:
         from reconciler.adapters.journal import FileJournal  # noqa: PLC0415
@@ -342,6 +403,19 @@ def cmd_reconcile(
             print(f"error: {exc}; nothing was changed (choose a writable --journal PATH)", file=err)
             return EXIT_ERROR
     session = session or aws.session()
+    if accounts_file is not None:
+        return _reconcile_accounts(
+            baseline,
+            accounts_file,
+            AwsClients(session, aws.endpoint_url),
+            apply=apply,
+            dry_run=dry_run,
+            output=output,
+            out=out,
+            err=err,
+            writer=writer,
+            force=force,
+        )
     regions = aws.resolved_regions(session)
     clients = AwsClients(session, aws.endpoint_url)
     context = _run_context(clients, regions[0]) if writer is not None else None
@@ -360,17 +434,7 @@ def cmd_reconcile(
     finally:
         if writer is not None:
             writer.close()
-    if writer is not None and context is not None and writer.recorded:
-        import structlog  # noqa: PLC0415
-
-        # A log line, not a print: off a TTY stderr carries only JSON log lines.
-        structlog.get_logger("reconciler").info(
-            "journal_written",
-            path=str(journal),
-            entries=writer.recorded,
-            run_id=context.run_id,
-            undo=f"sg-reconciler restore --journal {journal} --since {context.time}",
-        )
+    _log_journal(writer, context)
     if output == "json":
         print(render_json(result.plan, result.outcomes, list(result.errors)), file=out)
     else:
@@ -379,6 +443,27 @@ def cmd_reconcile(
             render_text(result.plan, result.outcomes, list(result.errors), palette=palette),
             file=out,
         )
+    return _exit_code(result, apply=apply, dry_run=dry_run, err=err)
+
+
+def _log_journal(writer: FileJournal | None, context: RunContext | None) -> None:
+    """Log where the journal went and how to undo the run (when anything was journaled)."""
+    if writer is None or context is None or not writer.recorded:
+        return
+    import structlog  # noqa: PLC0415
+
+    # A log line, not a print: off a TTY stderr carries only JSON log lines.
+    structlog.get_logger("reconciler").info(
+        "journal_written",
+        path=str(writer.path),
+        entries=writer.recorded,
+        run_id=context.run_id,
+        undo=f"sg-reconciler restore --journal {writer.path} --since {context.time}",
+    )
+
+
+def _exit_code(result: RunResult, *, apply: bool, dry_run: bool, err: TextIO) -> int:
+    """0 done or no drift, 2 drift (plan), 1 any error or a change blocked by limits (apply)."""
     if result.failed:
         return EXIT_ERROR
     blocked = result.plan.summary().blocked
@@ -394,19 +479,90 @@ def cmd_reconcile(
     return EXIT_DRIFT if result.plan.has_drift else EXIT_OK
 
 
-def _run_context(clients: AwsClients, region: str) -> RunContext:
-    """Stamp for the journal of one ``apply``: a new run id, now, and who is calling."""
+def _run_context(clients: AwsClients, region: str, run_id: str | None = None) -> RunContext:
+    """Stamp for the journal of one ``apply``: a run id (new by default), now, and who calls."""
     import uuid  # noqa: PLC0415
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from reconciler.core.journal import RunContext  # noqa: PLC0415
 
     return RunContext(
-        run_id=uuid.uuid4().hex,
+        run_id=run_id or uuid.uuid4().hex,
         trigger="cli-apply",
         time=datetime.now(UTC).isoformat(timespec="seconds"),
         actor=clients.caller_arn(region),
     )
+
+
+def _reconcile_accounts(
+    baseline: Baseline,
+    accounts: AccountsFile,
+    base: AwsClients,
+    *,
+    apply: bool,
+    dry_run: bool,
+    output: str,
+    out: TextIO,
+    err: TextIO,
+    writer: FileJournal | None,
+    force: bool,
+) -> int:
+    """``plan``/``apply --accounts``: every account of the file, printed by account."""
+    import uuid  # noqa: PLC0415
+
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from reconciler.adapters.accounts import MemberAccounts  # noqa: PLC0415
+    from reconciler.render import (  # noqa: PLC0415
+        Palette,
+        account_entry,
+        account_line,
+        render_json,
+        render_text,
+    )
+    from reconciler.service import reconcile_accounts  # noqa: PLC0415
+
+    run_id = uuid.uuid4().hex  # also in the role session name: CloudTrail <-> journal
+    members = MemberAccounts(accounts, base, run_id=run_id, sts_region=accounts.regions[0])
+    context = None
+    try:
+        try:
+            targets = members.targets()
+        except (ClientError, BotoCoreError) as exc:
+            print(f"error: cannot resolve the accounts to reconcile: {exc}", file=err)
+            return EXIT_ERROR
+        if writer is not None:
+            context = _run_context(base, accounts.regions[0], run_id)
+        run = reconcile_accounts(
+            baseline,
+            targets,
+            members.clients,
+            apply=apply,
+            dry_run=dry_run,
+            journal=writer,
+            context=context,
+            force=force,
+        )
+    finally:
+        if writer is not None:
+            writer.close()
+    _log_journal(writer, context)
+    result = run.result
+    if output == "json":
+        entries = [
+            account_entry(r.target, r.result.plan, r.result.outcomes, r.result.errors)
+            for r in run.accounts
+        ]
+        print(render_json(result.plan, result.outcomes, list(result.errors), entries), file=out)
+    else:
+        palette = Palette(enabled=out.isatty() and "NO_COLOR" not in os.environ)
+        lines = [render_text(result.plan, result.outcomes, list(result.errors), palette=palette)]
+        lines += [
+            account_line(r.target.label, r.result.plan, r.result.outcomes, r.result.errors)
+            for r in run.accounts
+        ]
+        print("\n".join(lines), file=out)
+    return _exit_code(result, apply=apply, dry_run=dry_run, err=err)
 
 
 def cmd_restore(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: TextIO) -> int:
@@ -462,6 +618,7 @@ def cmd_handle_event(
     mode: str | None,
     out: TextIO,
     session: boto3.Session | None = None,
+    accounts: Path | None = None,
 ) -> int:
     """``handle-event``: the Lambda's code path on a local event file; prints the summary."""
     import json  # noqa: PLC0415
@@ -481,6 +638,8 @@ def cmd_handle_event(
         env["AWS_ENDPOINT_URL"] = aws.endpoint_url
     if mode:
         env["SG_RECONCILER_MODE"] = mode
+    if accounts is not None:
+        env["SG_RECONCILER_ACCOUNTS"] = str(accounts)
     try:
         responder = build_responder(env, session=session)
     except ValueError as exc:
@@ -499,6 +658,7 @@ def cmd_package(
     bundle_boto3: bool,
     out: TextIO,
     err: TextIO,
+    accounts: Path | None = None,
 ) -> int:
     """``package``: build the reproducible Lambda zip; invalid policies are refused."""
     from reconciler.core.errors import PolicyError  # noqa: PLC0415
@@ -506,9 +666,15 @@ def cmd_package(
 
     if load_or_report(policies, err) is None:
         return EXIT_ERROR
+    if accounts is not None and load_accounts_or_report(accounts, err) is None:
+        return EXIT_ERROR
     try:
         result = build_package(
-            policies, output, architecture=architecture, bundle_boto3=bundle_boto3
+            policies,
+            output,
+            architecture=architecture,
+            bundle_boto3=bundle_boto3,
+            accounts=accounts,
         )
     except (PackageError, PolicyError) as exc:
         print(f"error: {exc}", file=err)
@@ -546,6 +712,54 @@ def _common_tag(baseline: Baseline) -> tuple[str, str] | None:
     return min(shared) if shared else None
 
 
+def _restore_parameters(baseline: Baseline, err: TextIO) -> dict[str, str] | None:
+    """RestoreTagKey/Value: the tag every ``restore_missing`` policy selects by, or empty.
+
+    Always set, so that a baseline without restore_missing takes Authorize away from the role
+    again. None after printing why: the role may authorize only in groups carrying one tag,
+    so the restoring policies must share one in ``match.tags``.
+    """
+    restoring = [p for p in baseline.policies if p.restore_missing and p.on_drift == "revoke"]
+    if not restoring:
+        return {"RestoreTagKey": "", "RestoreTagValue": ""}
+    shared = set.intersection(*(set((p.match.tags or {}).items()) for p in restoring))
+    if not shared:
+        print(
+            f"error: restore_missing: policies {', '.join(p.name for p in restoring)} share no"
+            " tag in match.tags, and the function's role may authorize rules only in groups"
+            ' carrying one tag they all select by; add one (e.g. sg-reconciler-restore: "true")'
+            " to each of them and to their groups",
+            file=err,
+        )
+        return None
+    key, value = min(shared)
+    return {"RestoreTagKey": key, "RestoreTagValue": value}
+
+
+def _hub_parameters(args: argparse.Namespace, err: TextIO) -> dict[str, str] | None:
+    """MemberRoleName (and OrganizationId) from --accounts; None after printing a problem.
+
+    Always set, so that the package and the stack agree: without --accounts the package has
+    no accounts file and the stack is a single-account one.
+    """
+    params = {"OrganizationId": args.organization_id} if args.organization_id else {}
+    if args.accounts is None:
+        return {"MemberRoleName": "", **params}
+    accounts = load_accounts_or_report(args.accounts, err)
+    if accounts is None:
+        return None
+    names = accounts.role_names()
+    if len(names) > 1:
+        # The hub's role may assume exactly one role name (MemberRoleName) in any account.
+        print(
+            f"error: {args.accounts}: a hub assumes one role name, the file names"
+            f" {', '.join(sorted(names))}; use role_name only at the top",
+            file=err,
+        )
+        return None
+    return {"MemberRoleName": accounts.role_name, **params}
+
+
 def cmd_deploy(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: TextIO) -> int:
     """``deploy``: package, upload, create or update one stack per region, print outputs."""
     import tempfile  # noqa: PLC0415
@@ -556,9 +770,17 @@ def cmd_deploy(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: T
     baseline = load_or_report(args.policies, err)
     if baseline is None:
         return EXIT_ERROR
+    hub = _hub_parameters(args, err)
+    if hub is None:
+        return EXIT_ERROR
+    restore = _restore_parameters(baseline, err)
+    if restore is None:
+        return EXIT_ERROR
     session = aws.session()
     regions = aws.resolved_regions(session)
     params = _deploy_parameters(args, baseline)
+    params.update(hub)
+    params.update(restore)
     code = EXIT_OK
     with tempfile.TemporaryDirectory(prefix="sg-reconciler-") as tmp:
         try:
@@ -567,6 +789,7 @@ def cmd_deploy(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: T
                 Path(tmp) / "sg-reconciler.zip",
                 architecture=args.architecture,
                 bundle_boto3=args.bundle_boto3,
+                accounts=args.accounts,
             )
         except PackageError as exc:
             print(f"error: {exc}", file=err)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["Palette", "render_json", "render_text"]
+__all__ = ["Palette", "account_entry", "account_line", "render_json", "render_text"]
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
+from reconciler.core.accounts import Target
 from reconciler.core.plan import Action, Change, Outcome, Plan, Status
 
 
@@ -92,9 +94,12 @@ def render_text(
 
 
 def render_json(
-    plan: Plan, outcomes: tuple[Outcome, ...] = (), errors: list[str] | None = None
+    plan: Plan,
+    outcomes: tuple[Outcome, ...] = (),
+    errors: list[str] | None = None,
+    accounts: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The public JSON document: ``changes``, ``errors``, ``summary``."""
+    """The public JSON document: ``changes``, ``errors``, ``summary`` (and ``accounts``)."""
     changes: list[dict[str, Any]] = (
         [o.to_dict() for o in outcomes] if outcomes else [c.to_dict() for c in plan.changes]
     )
@@ -107,4 +112,47 @@ def render_json(
         "errors": [*({"message": m} for m in errors or []), *(p.to_dict() for p in plan.problems)],
         "summary": summary,
     }
+    if accounts is not None:
+        doc["accounts"] = accounts
     return json.dumps(doc, indent=2)
+
+
+def account_line(
+    label: str, plan: Plan, outcomes: tuple[Outcome, ...], errors: Sequence[str]
+) -> str:
+    """One account's summary line after a multi-account plan or apply."""
+    summary = plan.summary()
+    failures = len(errors) + summary.errors
+    counted = f"{failures} error{'' if failures == 1 else 's'}"
+    if errors and not plan.changes and not plan.managed_groups:
+        return f"Account {label}: not reconciled ({counted}, above)."
+    tail = f"; {counted}" if failures else ""
+    if outcomes:
+        counts = Counter(o.status for o in outcomes)
+        done = f"{counts[Status.REVOKED]} revoked, {counts[Status.FAILED]} failed"
+    elif not plan.changes:
+        done = "no drift"
+    else:
+        done = f"{summary.to_revoke} to revoke, {summary.missing} missing"
+    return (
+        f"Account {label}: {done} in {summary.drifted_groups} of {summary.managed_groups}"
+        f" managed groups{tail}."
+    )
+
+
+def account_entry(
+    target: Target, plan: Plan, outcomes: tuple[Outcome, ...], errors: Sequence[str]
+) -> dict[str, Any]:
+    """One item of the JSON ``accounts`` list: where, the account's summary and errors."""
+    summary: dict[str, Any] = dict(plan.summary().to_dict())
+    if outcomes:
+        counts = Counter(o.status.value for o in outcomes)
+        summary["statuses"] = {s.value: counts[s.value] for s in Status if counts[s.value]}
+    return {
+        "account": target.account_id,
+        "name": target.name,
+        "role_arn": target.role_arn,
+        "regions": list(target.regions),
+        "summary": summary,
+        "errors": [*errors, *(str(p) for p in plan.problems)],
+    }

@@ -29,13 +29,15 @@ from reconciler.adapters.notify import (
     untracked_notice,
 )
 from reconciler.core.journal import RunContext
-from reconciler.core.plan import Action, Outcome, Status
+from reconciler.core.plan import Action, Outcome, Plan, Status
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.rules import Direction, ObservedGroup
-from reconciler.service import apply_plan, reconcile
+from reconciler.service import RunResult, apply_plan, reconcile, reconcile_accounts
 
 if TYPE_CHECKING:
+    from reconciler.adapters.accounts import MemberAccounts
     from reconciler.adapters.aws import AwsClients
+    from reconciler.core.accounts import Target
     from reconciler.core.policy import Baseline
     from reconciler.settings import Settings
 
@@ -117,8 +119,11 @@ class Responder:
         clients: AwsClients,
         own_arn: Callable[[], str | None],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        accounts: MemberAccounts | None = None,
     ) -> None:
         self._settings = settings
+        # A hub: the schedule covers every account of the file; events act in their account.
+        self._accounts = accounts
         self._baseline = baseline
         self._policy_errors = tuple(policy_errors)
         self._clients = clients
@@ -190,18 +195,21 @@ class Responder:
         self, baseline: Baseline, journal: S3Journal | LogJournal, context: RunContext
     ) -> TriggerSummary:
         report = self._settings.mode == "report"
-        result = reconcile(
-            baseline,
-            self._clients.ec2,
-            self._settings.regions,
-            apply=True,
-            dry_run=False,
-            report_mode=report,
-            now=self._now(),
-            journal=journal,
-            context=context,
-            authorizers=self._authorizer,
-        )
+        if self._accounts is not None:
+            result = self._reconcile_accounts(baseline, self._accounts, journal, context)
+        else:
+            result = reconcile(
+                baseline,
+                self._clients.ec2,
+                self._settings.regions,
+                apply=True,
+                dry_run=False,
+                report_mode=report,
+                now=self._now(),
+                journal=journal,
+                context=context,
+                authorizers=self._authorizer,
+            )
         errors = (*result.errors, *(str(p) for p in result.plan.problems))
         notices: list[Notification] = []
         changed = any(o.status in _NOTEWORTHY for o in result.outcomes)
@@ -217,12 +225,43 @@ class Responder:
             notices=notices,
         )
 
+    def _reconcile_accounts(
+        self,
+        baseline: Baseline,
+        accounts: MemberAccounts,
+        journal: S3Journal | LogJournal,
+        context: RunContext,
+    ) -> RunResult:
+        """Every account of the accounts file (listed again, for new organization accounts)."""
+        try:
+            targets = accounts.targets(refresh=True)
+        except (ClientError, BotoCoreError) as exc:
+            log.error("accounts_unresolved", error=str(exc))
+            error = f"cannot resolve the accounts to reconcile: {exc}"
+            return RunResult(plan=Plan(changes=()), errors=(error,))
+        return reconcile_accounts(
+            baseline,
+            targets,
+            accounts.clients,
+            apply=True,
+            report_mode=self._settings.mode == "report",
+            now=self._now(),
+            journal=journal,
+            context=context,
+        ).result
+
     # --- CloudTrail calls -----------------------------------------------------------------
 
     def _is_own_call(self, call: ApiCall) -> bool:
         issuer, arn = call.actor.session_issuer_arn, call.actor.arn
         for principal in self._settings.ignore_principals:
             if is_same_principal(issuer, principal) or is_same_principal(arn, principal):
+                return True
+        if self._accounts is not None:
+            # The member role acts for us in its account: its changes are ours.
+            role = _role_of(issuer)
+            names = self._accounts.file.role_names()
+            if role is not None and role[0] == call.account and role[1] in names:
                 return True
         if issuer is None:
             return False  # IAM users and root have no session issuer: never us
@@ -238,12 +277,30 @@ class Responder:
     ) -> TriggerSummary:
         if self._is_own_call(call):
             return _ignored("own_call", call.event_name)
-        region = call.region or self._settings.regions[0]
-        if region not in self._settings.regions:
+        account = self._member_of(call)
+        if isinstance(account, TriggerSummary):
+            return account
+        regions = account.regions if account is not None else self._settings.regions
+        region = call.region or regions[0]
+        if region not in regions:
             # Only configured regions are acted on: a hostile or forwarded event cannot
             # send the function to an arbitrary endpoint.
             return _ignored(f"region_not_managed:{region[:40]}", call.event_name)
-        reader = SecurityGroupReader(self._clients.ec2(region), region, call.account)
+        clients = self._clients
+        if account is not None and self._accounts is not None:
+            try:
+                clients = self._accounts.clients(account)
+            except (ClientError, BotoCoreError) as exc:
+                log.error("account_unreachable", account=account.account_id, error=str(exc))
+                return TriggerSummary(
+                    trigger="cloudtrail",
+                    event_name=call.event_name,
+                    group_ids=call.group_ids,
+                    errors=(f"{account.label}: cannot assume {account.role_arn}: {exc}",),
+                    failed=True,
+                )
+        account_id = account.account_id if account is not None else call.account
+        reader = SecurityGroupReader(clients.ec2(region), region, account_id)
         try:
             if call.event_name == "DeleteTags":
                 return self._tags_removed(baseline, call, reader)
@@ -277,14 +334,14 @@ class Responder:
                 group_ids=tuple(g.group_id for g in groups),
                 skipped_reason="unmanaged_group",
             )
-        revoker = RuleRevoker(self._clients.ec2(region), reader)
+        revoker = RuleRevoker(clients.ec2(region), reader)
         outcomes = apply_plan(
             plan,
             lambda _region: revoker,
             report_mode=self._settings.mode == "report",
             journal=journal,
             context=context,
-            authorizers=self._authorizer,
+            authorizers=lambda r: RuleAuthorizer(clients.ec2(r)),
         )
         notices: list[Notification] = []
         if any(o.change.action in (Action.REVOKE, Action.RESTORE) for o in outcomes):
@@ -300,6 +357,30 @@ class Responder:
             failed=any(o.status is Status.FAILED for o in outcomes),
             notices=notices,
         )
+
+    def _member_of(self, call: ApiCall) -> Target | TriggerSummary | None:
+        """The account an event acts in (a hub), None for a single account, or why not.
+
+        An event names its account (the member it was forwarded from); one that is neither
+        this account nor a member of the accounts file is ignored.
+        """
+        if self._accounts is None:
+            return None
+        try:
+            own = self._accounts.own_account()
+            target = self._accounts.target(call.account or own)
+        except (ClientError, BotoCoreError) as exc:
+            log.error("accounts_unresolved", error=str(exc), event_name=call.event_name)
+            return TriggerSummary(
+                trigger="cloudtrail",
+                event_name=call.event_name,
+                group_ids=call.group_ids,
+                errors=(f"cannot resolve the accounts to reconcile: {exc}",),
+                failed=True,
+            )
+        if target is None:
+            return _ignored(f"account_not_managed:{(call.account or '')[:40]}", call.event_name)
+        return target
 
     def _tags_removed(
         self, baseline: Baseline, call: ApiCall, reader: SecurityGroupReader

@@ -17,8 +17,12 @@ from reconciler.core.errors import PolicyError, ReconcilerError
 from reconciler.responder import Responder, TriggerSummary
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import boto3
 
+    from reconciler.adapters.accounts import MemberAccounts
+    from reconciler.adapters.aws import AwsClients
     from reconciler.core.policy import Baseline
 
 log = structlog.get_logger("reconciler.lambda")
@@ -50,6 +54,12 @@ def build_responder(
         baseline, errors = None, tuple(str(p) for p in exc.problems)
         log.error("policies_invalid", errors=list(errors), policies=str(settings.policies))
     clients = AwsClients(session or boto3.Session(), settings.endpoint_url)
+    members = None
+    if settings.accounts is not None:
+        members, problems = _member_accounts(settings.accounts, clients, settings.regions[0])
+        if problems:
+            # Fail closed: a hub that does not know its accounts acts nowhere.
+            baseline, errors = None, (*errors, *problems)
 
     @functools.cache
     def own_arn() -> str | None:
@@ -74,7 +84,26 @@ def build_responder(
         policy_errors=errors,
         clients=clients,
         own_arn=own_arn,
+        accounts=members,
     )
+
+
+def _member_accounts(
+    path: Path, clients: AwsClients, sts_region: str
+) -> tuple[MemberAccounts | None, tuple[str, ...]]:
+    """The hub's member accounts from its accounts file, or the file's problems."""
+    import uuid  # noqa: PLC0415
+
+    from reconciler.adapters.accounts import MemberAccounts, load_accounts  # noqa: PLC0415
+
+    try:
+        accounts = load_accounts(path)
+    except PolicyError as exc:
+        problems = tuple(str(p) for p in exc.problems)
+        log.error("accounts_invalid", errors=list(problems), accounts=str(path))
+        return None, problems
+    # One session name per container: member CloudTrail entries lead back to it.
+    return MemberAccounts(accounts, clients, run_id=uuid.uuid4().hex, sts_region=sts_region), ()
 
 
 @functools.cache

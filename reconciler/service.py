@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 __all__ = [
+    "ACCOUNT_WORKERS",
+    "AccountRun",
+    "AccountsResult",
     "JournalUnavailable",
     "JournalWriter",
     "RunResult",
     "apply_plan",
     "plan_regions",
     "reconcile",
+    "reconcile_accounts",
 ]
 
 import threading
@@ -34,6 +38,9 @@ from reconciler.core.rules import Direction, ObservedGroup, RuleKey
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+
+    from reconciler.adapters.aws import AwsClients
+    from reconciler.core.accounts import Target
 
 log = structlog.get_logger("reconciler")
 
@@ -336,6 +343,7 @@ def reconcile(
     log.info(
         "run_summary",
         mode="apply" if apply and not dry_run else "plan",
+        account=account_id,
         regions=list(regions),
         **plan.summary().to_dict(),
         outcomes=dict(statuses),
@@ -343,3 +351,90 @@ def reconcile(
         duration_ms=round((time.monotonic() - started) * 1000),
     )
     return result
+
+
+# --- several accounts ----------------------------------------------------------------------
+
+ACCOUNT_WORKERS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRun:
+    """One account's part of a multi-account run (an unreachable account has only errors)."""
+
+    target: Target
+    result: RunResult
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsResult:
+    """Every account's run, and all of them merged into one result (errors name the account)."""
+
+    result: RunResult
+    accounts: tuple[AccountRun, ...]
+
+
+def reconcile_accounts(
+    baseline: Baseline,
+    targets: Sequence[Target],
+    clients_for: Callable[[Target], AwsClients],
+    *,
+    apply: bool,
+    dry_run: bool = False,
+    report_mode: bool = False,
+    now: datetime | None = None,
+    journal: JournalWriter | None = None,
+    context: RunContext | None = None,
+    force: bool = False,
+    workers: int = ACCOUNT_WORKERS,
+) -> AccountsResult:
+    """Reconcile every target account in its regions, accounts in parallel (bounded).
+
+    ``clients_for`` gives clients acting in an account (assuming its role); when it fails
+    with an AWS error, that account is an error of the run and the others proceed.
+    Blast-radius limits count per account, as each account is its own plan.
+    """
+    now = now or datetime.now(UTC)
+    shared = _LockedJournal(journal) if journal is not None else None
+
+    def run(target: Target) -> AccountRun:
+        try:
+            clients = clients_for(target)
+        except (ClientError, BotoCoreError) as exc:
+            log.error(
+                "account_unreachable",
+                account=target.account_id,
+                role_arn=target.role_arn,
+                error=str(exc),
+            )
+            error = f"cannot assume {target.role_arn}: {exc}"
+            return AccountRun(target, RunResult(plan=Plan(changes=()), errors=(error,)))
+        result = reconcile(
+            baseline,
+            clients.ec2,
+            target.regions,
+            apply=apply,
+            dry_run=dry_run,
+            report_mode=report_mode,
+            now=now,
+            account_id=target.account_id,
+            journal=shared,
+            context=context,
+            force=force,
+            authorizers=lambda region: RuleAuthorizer(clients.ec2(region)),
+        )
+        return AccountRun(target, result)
+
+    ordered = sorted(targets, key=lambda t: t.account_id)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ordered)))) as pool:
+        runs = tuple(pool.map(run, ordered))
+    merged = RunResult(
+        plan=Plan(
+            changes=tuple(c for r in runs for c in r.result.plan.changes),
+            problems=tuple(p for r in runs for p in r.result.plan.problems),
+            managed_groups=sum(r.result.plan.managed_groups for r in runs),
+        ),
+        outcomes=tuple(o for r in runs for o in r.result.outcomes),
+        errors=tuple(f"{r.target.label}: {e}" for r in runs for e in r.result.errors),
+    )
+    return AccountsResult(result=merged, accounts=runs)

@@ -33,6 +33,8 @@ class Settings(BaseModel):
     SG_RECONCILER_IGNORE_PRINCIPALS   comma-separated ARNs whose calls are never acted on
     SG_RECONCILER_JOURNAL_BUCKET      S3 bucket for one journal object per run (default: log only)
     SG_RECONCILER_JOURNAL_PREFIX      key prefix in that bucket (default: journal)
+    SG_RECONCILER_ACCOUNTS            accounts file: reconcile member accounts through their role
+                                      (a hub); its regions replace SG_RECONCILER_REGIONS
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,6 +47,7 @@ class Settings(BaseModel):
     endpoint_url: str | None = None
     journal_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     journal_prefix: str = "journal"
+    accounts: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -61,6 +64,8 @@ class Settings(BaseModel):
         }
         if environ.get("SG_RECONCILER_POLICIES"):
             raw["policies"] = environ["SG_RECONCILER_POLICIES"]
+        if environ.get("SG_RECONCILER_ACCOUNTS"):
+            raw["accounts"] = environ["SG_RECONCILER_ACCOUNTS"]
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -69,6 +74,7 @@ class Settings(BaseModel):
                 "mode": "SG_RECONCILER_MODE",
                 "policies": "SG_RECONCILER_POLICIES",
                 "journal_bucket": "SG_RECONCILER_JOURNAL_BUCKET",
+                "accounts": "SG_RECONCILER_ACCOUNTS",
             }
             lines = [
                 f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()

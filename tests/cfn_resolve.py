@@ -152,7 +152,18 @@ def ec2_role_policies(context: StackContext, role: str = "ReconcilerRole") -> di
     mixing ec2: and other actions is an error, so "exactly the EC2 statements" stays exact.
     """
     policies: dict[str, Any] = {}
-    for policy in context.template["Resources"][role]["Properties"]["Policies"]:
+    inline = list(context.template["Resources"][role]["Properties"]["Policies"])
+    # Policy resources attached to the role (e.g. restore-missing), when their Condition holds.
+    for resource in context.template["Resources"].values():
+        properties = resource.get("Properties", {})
+        attached = {"Ref": role} in properties.get("Roles", []) or (
+            properties.get("RoleName") == {"Ref": role}
+        )
+        kind = resource["Type"] in {"AWS::IAM::Policy", "AWS::IAM::RolePolicy"}
+        holds = "Condition" not in resource or context.condition(resource["Condition"])
+        if kind and attached and holds:
+            inline.append(properties)
+    for policy in inline:
         document = resolve(policy["PolicyDocument"], context)
         if isinstance(document, str):
             document = json.loads(document)

@@ -14,6 +14,7 @@ from reconciler import __version__
 if TYPE_CHECKING:
     import boto3
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sts import STSClient
@@ -74,6 +75,11 @@ class AwsClients:
             ApiRateLimiter(self._rates).attach(client)
         return client
 
+    @property
+    def rates(self) -> Mapping[str, tuple[float, float]]:
+        """The EC2 token-bucket rates (clients in other accounts get the same)."""
+        return self._rates
+
     def ec2(self, region: str) -> EC2Client:
         """The EC2 client of a region."""
         client: EC2Client = self._client("ec2", region)
@@ -102,4 +108,9 @@ class AwsClients:
     def sts(self, region: str | None) -> STSClient:
         """The STS client of a region."""
         client: STSClient = self._client("sts", region)
+        return client
+
+    def organizations(self) -> OrganizationsClient:
+        """The Organizations client (a global service, served from us-east-1 in ``aws``)."""
+        client: OrganizationsClient = self._client("organizations", "us-east-1")
         return client

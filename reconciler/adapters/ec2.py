@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "READ_PERMISSIONS",
     "REQUIRED_PERMISSIONS",
+    "RESTORE_PERMISSIONS",
     "REVOKE_CHUNK",
     "WRITE_PERMISSIONS",
     "AuthorizeResult",
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 READ_PERMISSIONS = frozenset({"ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules"})
 WRITE_PERMISSIONS = frozenset({"ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress"})
 REQUIRED_PERMISSIONS = READ_PERMISSIONS | WRITE_PERMISSIONS
+# Only with restore_missing (RuleAuthorizer), and then only on the groups carrying its tag.
+RESTORE_PERMISSIONS = frozenset(
+    {"ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress"}
+)
 
 PAGE_SIZE = 1000  # MaxResults ceiling of both Describe calls
 FILTER_VALUES = 200  # EC2 accepts at most 200 values in one filter
@@ -45,6 +50,17 @@ REVOKE_CHUNK = 200  # rule ids per revoke call; a group rarely has more per dire
 
 _RULE_GONE = frozenset({"InvalidPermission.NotFound", "InvalidSecurityGroupRuleId.NotFound"})
 _GROUP_GONE = frozenset({"InvalidGroup.NotFound", "InvalidGroupId.NotFound"})
+# Errors that hold for every rule of a batch alike: splitting it would only repeat them.
+_WHOLE_BATCH = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "UnauthorizedOperation",
+        "AccessDenied",
+        "AuthFailure",
+    }
+)
 
 log = structlog.get_logger("reconciler.ec2")
 
@@ -243,7 +259,12 @@ class RevokeResult:
 
 
 class RuleRevoker:
-    """Revokes rules by ``SecurityGroupRuleIds``, one call per group and direction."""
+    """Revokes rules by ``SecurityGroupRuleIds``, one call per group and direction.
+
+    A rule already gone makes it re-read the group and revoke what is left; a batch EC2
+    refuses for any other reason than throttling, access or a server error is split, so one
+    bad rule fails alone.
+    """
 
     def __init__(self, client: EC2Client, reader: SecurityGroupReader) -> None:
         self._client = client
@@ -279,7 +300,9 @@ class RuleRevoker:
             if code in _GROUP_GONE:
                 return RevokeResult(absent=tuple(ids))
             if code not in _RULE_GONE:
-                return RevokeResult(failed=tuple((i, f"{code}: {exc}") for i in ids))
+                if len(ids) == 1 or _whole_batch(exc):
+                    return RevokeResult(failed=tuple((i, f"{code}: {exc}") for i in ids))
+                return self._revoke_one_by_one(group_id, direction, ids, code)
         else:
             return RevokeResult(revoked=tuple(ids))
         # Some rule is already gone: re-read the group, then revoke what is still there.
@@ -297,6 +320,31 @@ class RuleRevoker:
             code = error_code(exc)
             return RevokeResult(absent=gone, failed=tuple((i, f"{code}: {exc}") for i in present))
         return RevokeResult(revoked=tuple(present), absent=gone)
+
+    def _revoke_one_by_one(
+        self, group_id: str, direction: Direction, ids: list[str], code: str
+    ) -> RevokeResult:
+        """EC2 refused the batch (one bad rule fails it all): revoke each live rule alone."""
+        log.warning("revoke_batch_split", group_id=group_id, rules=len(ids), error_code=code)
+        try:
+            live = {r.rule_id for r in self._reader.rules_of([group_id]).get(group_id, [])}
+        except ClientError as exc:
+            return RevokeResult(failed=tuple((i, f"{error_code(exc)}: {exc}") for i in ids))
+        parts = [self._revoke_chunk(group_id, direction, [i]) for i in ids if i in live]
+        return RevokeResult(
+            revoked=tuple(i for part in parts for i in part.revoked),
+            absent=(
+                *(i for i in ids if i not in live),
+                *(i for part in parts for i in part.absent),
+            ),
+            failed=tuple(f for part in parts for f in part.failed),
+        )
+
+
+def _whole_batch(exc: ClientError) -> bool:
+    """Throttled, denied or a server error: the same for each rule, so never split."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return error_code(exc) in _WHOLE_BATCH or int(status) >= 500
 
 
 _DUPLICATE = "InvalidPermission.Duplicate"

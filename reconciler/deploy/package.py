@@ -10,6 +10,7 @@ sorted and carry fixed timestamps and permissions: the same inputs give the same
 from __future__ import annotations
 
 __all__ = [
+    "ACCOUNTS_ENTRY",
     "LAMBDA_PYTHON",
     "RUNTIME_REQUIREMENTS",
     "PackageError",
@@ -36,6 +37,7 @@ from reconciler.core.errors import ReconcilerError
 LAMBDA_PYTHON = "3.12"
 RUNTIME_REQUIREMENTS = ("pydantic", "pyyaml", "structlog")
 BOTO_REQUIREMENTS = ("boto3",)  # the Lambda runtime provides boto3 and botocore
+ACCOUNTS_ENTRY = "accounts.yaml"  # SG_RECONCILER_ACCOUNTS of a hub: /var/task/accounts.yaml
 ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}
 MANYLINUX = ("manylinux2014", "manylinux_2_28")
 
@@ -73,11 +75,13 @@ def build_package(
     architecture: str = "arm64",
     bundle_boto3: bool = False,
     wheel_dir: Path | None = None,
+    accounts: Path | None = None,
 ) -> PackageResult:
     """Build the Lambda zip at ``output`` and return what it holds.
 
     Refuses an invalid baseline: ``PolicyError`` (whose ``problems`` print one per line) is
-    raised before anything is downloaded or written.
+    raised before anything is downloaded or written. An ``accounts`` file (a hub) is checked
+    the same way and shipped as ``accounts.yaml`` beside ``policies/``.
     """
     # Imported here: the policy loader pulls in the models, which packaging does not otherwise need.
     from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
@@ -87,6 +91,10 @@ def build_package(
             f"architecture {architecture!r} is not one of {', '.join(sorted(ARCHITECTURES))}"
         )
     load_policies(policies_dir)
+    if accounts is not None:
+        from reconciler.adapters.accounts import load_accounts  # noqa: PLC0415
+
+        load_accounts(accounts)
 
     requirements = _pinned(RUNTIME_REQUIREMENTS + (BOTO_REQUIREMENTS if bundle_boto3 else ()))
     cache = (
@@ -97,6 +105,8 @@ def build_package(
         entries: dict[str, bytes] = {}
         _add_tree(entries, Path(reconciler.__file__).parent, PurePosixPath("reconciler"), "code")
         _add_tree(entries, policies_dir, PurePosixPath("policies"), "policies")
+        if accounts is not None:
+            _put(entries, ACCOUNTS_ENTRY, accounts.read_bytes(), str(accounts))
         for wheel in wheels:
             _add_wheel(entries, wheel)
         wheel_names = tuple(sorted(w.name for w in wheels))

@@ -182,21 +182,80 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def template_ec2_actions(template_path: Path = DEFAULT_TEMPLATE) -> frozenset[str]:
-    """The ec2: actions any IAM role of the template allows, in every condition branch."""
+class _Conditions:
+    """The template's conditions, evaluated for one set of parameter values."""
+
+    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str] | None) -> None:
+        defaults = template_parameter_defaults(template)
+        self._values = {name: value or "" for name, value in defaults.items()}
+        self._values.update(parameters or {})
+        self._declared: Mapping[str, Any] = template.get("Conditions", {})
+        self._cache: dict[str, bool] = {}
+
+    def __call__(self, name: str) -> bool:
+        if name not in self._cache:
+            self._cache[name] = self._holds(self._declared[name])
+        return self._cache[name]
+
+    def _holds(self, node: Any) -> bool:
+        ((function, args),) = node.items()
+        if function == "Condition":
+            return self(args)
+        if function == "Fn::Equals":
+            return str(self._value(args[0])) == str(self._value(args[1]))
+        if function == "Fn::Not":
+            return not self._holds(args[0])
+        if function == "Fn::And":
+            return all(self._holds(a) for a in args)
+        if function == "Fn::Or":
+            return any(self._holds(a) for a in args)
+        raise ValueError(f"condition function {function} is not supported here")
+
+    def _value(self, node: Any) -> Any:
+        if isinstance(node, Mapping) and "Ref" in node:
+            return self._values[node["Ref"]]  # KeyError: teach this a pseudo parameter
+        return node
+
+    def chosen(self, node: Any) -> Any:
+        """The branch of (nested) Fn::If that holds; None for AWS::NoValue."""
+        while isinstance(node, Mapping) and "Fn::If" in node:
+            name, when_true, when_false = node["Fn::If"]
+            node = when_true if self(name) else when_false
+        return None if node == {"Ref": "AWS::NoValue"} else node
+
+
+_POLICY_RESOURCES = frozenset(
+    {"AWS::IAM::Policy", "AWS::IAM::RolePolicy", "AWS::IAM::ManagedPolicy"}
+)
+
+
+def template_ec2_actions(
+    template_path: Path = DEFAULT_TEMPLATE, parameters: Mapping[str, str] | None = None
+) -> frozenset[str]:
+    """The ec2: actions the template's IAM policies allow once deployed with ``parameters``.
+
+    Conditions are evaluated with the template's parameter defaults, overridden by
+    ``parameters``: a role's inline policies (their Fn::If branch that holds) and the policy
+    resources whose Condition holds.
+    """
     template = load_template(template_path)
-    actions: set[str] = set()
+    conditions = _Conditions(template, parameters)
+    documents: list[Any] = []
     for resource in template["Resources"].values():
-        if resource.get("Type") != "AWS::IAM::Role":
+        if "Condition" in resource and not conditions(resource["Condition"]):
             continue
-        for policy in resource.get("Properties", {}).get("Policies", []):
-            for document in policy_documents(policy["PolicyDocument"]):
-                for statement in _as_list(document["Statement"]):
-                    if statement.get("Effect") != "Allow":
-                        continue
-                    actions.update(
-                        a for a in _as_list(statement.get("Action", [])) if a.startswith("ec2:")
-                    )
+        properties = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::IAM::Role":
+            policies = map(conditions.chosen, properties.get("Policies", []))
+            documents.extend(conditions.chosen(p["PolicyDocument"]) for p in policies if p)
+        elif resource.get("Type") in _POLICY_RESOURCES:
+            documents.append(conditions.chosen(properties["PolicyDocument"]))
+    actions: set[str] = set()
+    for document in (d for node in documents for d in policy_documents(node)):
+        for statement in _as_list(document["Statement"]):
+            if statement.get("Effect") != "Allow":
+                continue
+            actions.update(a for a in _as_list(statement.get("Action", [])) if a.startswith("ec2:"))
     return frozenset(actions)
 
 

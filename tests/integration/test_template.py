@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
-from reconciler.adapters.ec2 import REQUIRED_PERMISSIONS
+from reconciler.adapters.ec2 import REQUIRED_PERMISSIONS, RESTORE_PERMISSIONS
 from reconciler.adapters.events import HANDLED_EVENT_NAMES
 from reconciler.deploy.stack import (
     TEMPLATE_BODY_LIMIT,
@@ -18,6 +19,7 @@ from reconciler.deploy.stack import (
     policy_documents,
     template_ec2_actions,
 )
+from tests.cfn_resolve import StackContext, ec2_role_policies
 from tests.deploy_stacks import REPO, TEMPLATE
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
@@ -35,6 +37,7 @@ ENVIRONMENT = {
     "SG_RECONCILER_POLICIES",
     "SG_RECONCILER_JOURNAL_BUCKET",
     "SG_RECONCILER_JOURNAL_PREFIX",
+    "SG_RECONCILER_ACCOUNTS",  # a hub only: test_member_role_template.py
 }
 
 
@@ -126,6 +129,59 @@ def test_role_has_no_wildcard_action_and_no_authorize_create_delete_or_modify(
                 f"{name}: {action}"
             )
             assert service in {"ec2", "sns", "sqs", "logs", "kms", "s3"}, f"{name}: {action}"
+
+
+def test_authorize_is_granted_only_when_restore_tag_key_is_set(template: dict[str, Any]) -> None:
+    """By default no policy allows Authorize; with RestoreTagKey set, exactly the two Authorize
+    actions are added, by one policy resource attached to the role under HasRestoreTag."""
+    restore = {"RestoreTagKey": "sg-reconciler:restore", "RestoreTagValue": "true"}
+    assert template["Parameters"]["RestoreTagKey"]["Default"] == ""
+    assert template_ec2_actions(TEMPLATE) == REQUIRED_PERMISSIONS
+    assert template_ec2_actions(TEMPLATE, restore) == REQUIRED_PERMISSIONS | RESTORE_PERMISSIONS
+    granting = {
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"].startswith("AWS::IAM::") and "Authorize" in json.dumps(resource)
+    }
+    assert granting == {"RestoreMissingPolicy"}
+    policy = template["Resources"]["RestoreMissingPolicy"]
+    assert policy["Type"] == "AWS::IAM::Policy"
+    assert policy["Condition"] == "HasRestoreTag"
+    assert template["Conditions"]["HasRestoreTag"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "RestoreTagKey"}, ""]}]
+    }
+    assert policy["Properties"]["Roles"] == [{"Ref": "ReconcilerRole"}]
+
+
+def test_the_restore_branch_allows_authorize_only_on_tagged_groups_of_the_account(
+    template: dict[str, Any],
+) -> None:
+    """Resolved as deployed, the restore statement carries exactly the tag and region condition."""
+    context = StackContext(
+        template,
+        account_id="123456789012",
+        region="eu-west-1",
+        parameters={
+            "RestoreTagKey": "sg-reconciler:restore",
+            "RestoreTagValue": "true",
+            "Regions": "eu-west-1,us-east-1",
+        },
+    )
+    (statement,) = ec2_role_policies(context)["restore-missing"]["Statement"]
+    assert statement == {
+        "Sid": "RestoreInTaggedGroups",
+        "Effect": "Allow",
+        "Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress"],
+        "Resource": "arn:aws:ec2:*:123456789012:security-group/*",
+        "Condition": {
+            "StringEquals": {
+                "aws:RequestedRegion": ["eu-west-1", "us-east-1"],
+                "ec2:ResourceTag/sg-reconciler:restore": "true",
+            }
+        },
+    }
+    default = StackContext(template, account_id="123456789012", region="eu-west-1")
+    assert "restore-missing" not in ec2_role_policies(default)
 
 
 def test_only_describe_calls_use_resource_star(template: dict[str, Any]) -> None:
@@ -306,6 +362,8 @@ def test_parameters_and_outputs_the_cli_relies_on(template: dict[str, Any]) -> N
         "ManagedTagValue",
         "CreateTrail",
         "PoliciesPath",
+        "RestoreTagKey",
+        "RestoreTagValue",
     } <= set(template["Parameters"])
     assert template["Parameters"]["Mode"]["AllowedValues"] == ["enforce", "report"]
     assert {"FunctionArn", "TopicArn", "CloudTrailEventRuleName", "ScheduleRuleName"} <= set(

@@ -1,4 +1,4 @@
-"""The accounts file (models, file:line errors), the targets it reaches, and role credential reuse."""
+"""The accounts file (models, file:line errors), the targets it reaches, credential reuse."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 def test_valid_file_gives_one_target_per_account_with_defaults_and_overrides(
     tmp_path: Path,
 ) -> None:
-    """Each listed account gets the file's role, regions and external id unless it overrides them."""
+    """Each listed account gets the file's role, regions and external id unless overridden."""
     accounts = load_accounts(write(tmp_path, VALID))
     targets = targets_of(accounts, own_account=HUB)
     assert targets == (
@@ -81,7 +81,7 @@ def test_valid_file_gives_one_target_per_account_with_defaults_and_overrides(
 
 
 def test_discovered_accounts_join_the_listed_ones_minus_the_excluded(tmp_path: Path) -> None:
-    """Organization accounts are added, excluded ones are not, and listed ones keep their settings."""
+    """Organization accounts are added, excluded ones are not; listed ones keep their settings."""
     text = (
         f'role_name: member\nregions: [eu-west-1]\naccounts:\n  - {{id: "{PROD}", regions:'
         f' [us-east-1]}}\norganizations:\n  exclude: ["{SANDBOX}"]\n'
