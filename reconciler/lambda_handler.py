@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from reconciler.runtime import container, raise_if_failed, run_event
+from reconciler.runtime import configure_once, raise_if_failed, run_event
 
 
 def handler(event: object, context: Any) -> dict[str, Any]:
@@ -23,6 +23,7 @@ def handler(event: object, context: Any) -> dict[str, Any]:
         request_id=getattr(context, "aws_request_id", None),
         function=getattr(context, "function_name", None),
     )
-    summary, failed = run_event(event, container())
+    configure_once()
+    summary, failed = run_event(event)
     raise_if_failed(summary, failed)
     return summary

@@ -11,9 +11,9 @@ __all__ = ["Responder", "TriggerSummary", "is_same_principal"]
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +33,7 @@ from reconciler.core.plan import Action, Outcome, Plan, Status
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.rules import Direction, ObservedGroup
 from reconciler.service import RunResult, apply_plan, reconcile, reconcile_accounts
+from reconciler.summary import TriggerKind, TriggerSummary, ignored
 
 if TYPE_CHECKING:
     from reconciler.adapters.accounts import MemberAccounts
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("reconciler.event")
 
-TriggerKind = Literal["cloudtrail", "schedule", "ignored"]
 
 # Outcomes a scheduled run notifies about (a quiet run sends nothing).
 _NOTEWORTHY = frozenset({Status.REVOKED, Status.RESTORED, Status.FAILED, Status.BLOCKED})
@@ -74,39 +74,6 @@ def is_same_principal(candidate: str | None, principal: str) -> bool:
     return role is not None and role == _role_of(principal)
 
 
-@dataclass(frozen=True, slots=True)
-class TriggerSummary:
-    """What one trigger led to; ``to_dict`` is the handler's public return shape."""
-
-    trigger: TriggerKind
-    event_name: str | None = None
-    group_ids: tuple[str, ...] = ()
-    revoked: tuple[str, ...] = ()
-    missing: tuple[dict[str, Any], ...] = ()
-    skipped_reason: str | None = None
-    errors: tuple[str, ...] = ()
-    would_revoke: tuple[str, ...] = ()
-    failed: bool = False
-    notifications: tuple[Notification, ...] = field(default=(), repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-serialisable summary (README, "Lambda")."""
-        return {
-            "trigger": self.trigger,
-            "event_name": self.event_name,
-            "group_ids": list(self.group_ids),
-            "revoked": list(self.revoked),
-            "missing": list(self.missing),
-            "skipped_reason": self.skipped_reason,
-            "errors": list(self.errors),
-            "would_revoke": list(self.would_revoke),
-        }
-
-
-def _ignored(reason: str, event_name: str | None = None) -> TriggerSummary:
-    return TriggerSummary(trigger="ignored", event_name=event_name, skipped_reason=reason)
-
-
 class Responder:
     """Handles triggers against live AWS state with one container's settings and baseline."""
 
@@ -133,7 +100,7 @@ class Responder:
     def handle(self, trigger: Trigger) -> TriggerSummary:
         """Act on one trigger; AWS failures are reported in the summary, never raised."""
         if isinstance(trigger, Ignored):
-            return _ignored(trigger.reason, trigger.event_name)
+            return ignored(trigger.reason, trigger.event_name)
         if self._baseline is None:
             # Fail closed: an invalid baseline stops every action.
             kind: TriggerKind = "schedule" if isinstance(trigger, ScheduledTick) else "cloudtrail"
@@ -276,7 +243,7 @@ class Responder:
         context: RunContext,
     ) -> TriggerSummary:
         if self._is_own_call(call):
-            return _ignored("own_call", call.event_name)
+            return ignored("own_call", call.event_name)
         account = self._member_of(call)
         if isinstance(account, TriggerSummary):
             return account
@@ -285,7 +252,7 @@ class Responder:
         if region not in regions:
             # Only configured regions are acted on: a hostile or forwarded event cannot
             # send the function to an arbitrary endpoint.
-            return _ignored(f"region_not_managed:{region[:40]}", call.event_name)
+            return ignored(f"region_not_managed:{region[:40]}", call.event_name)
         clients = self._clients
         if account is not None and self._accounts is not None:
             try:
@@ -379,7 +346,7 @@ class Responder:
                 failed=True,
             )
         if target is None:
-            return _ignored(f"account_not_managed:{(call.account or '')[:40]}", call.event_name)
+            return ignored(f"account_not_managed:{(call.account or '')[:40]}", call.event_name)
         return target
 
     def _tags_removed(

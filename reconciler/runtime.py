@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from reconciler.adapters.events import parse_event
+from reconciler.adapters.events import Ignored, parse_event
 from reconciler.core.errors import PolicyError, ReconcilerError
-from reconciler.responder import Responder, TriggerSummary
+from reconciler.summary import TriggerSummary, ignored
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from reconciler.adapters.accounts import MemberAccounts
     from reconciler.adapters.aws import AwsClients
     from reconciler.core.policy import Baseline
+    from reconciler.responder import Responder
 
 log = structlog.get_logger("reconciler.lambda")
 
@@ -43,6 +44,7 @@ def build_responder(
 
     from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
     from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
+    from reconciler.responder import Responder  # noqa: PLC0415
     from reconciler.settings import Settings  # noqa: PLC0415
 
     settings = Settings.from_env(environ)
@@ -107,11 +109,20 @@ def _member_accounts(
 
 
 @functools.cache
-def container() -> Responder:
-    """The responder of this Lambda container (built on the first invocation)."""
+def configure_once() -> None:
+    """JSON log lines for this container (Lambda's log is not a TTY)."""
     from reconciler.log import configure_logging  # noqa: PLC0415
 
     configure_logging(json=True)
+
+
+@functools.cache
+def container() -> Responder:
+    """The responder of this Lambda container, built the first time a trigger needs it.
+
+    Ignored events never build it: no boto3, policies or planner are loaded for them.
+    """
+    configure_once()
     return build_responder(os.environ)
 
 
@@ -127,9 +138,17 @@ def _combine(summaries: list[TriggerSummary]) -> dict[str, Any]:
     return out
 
 
-def run_event(event: object, responder: Responder) -> tuple[dict[str, Any], bool]:
-    """Handle every trigger in ``event``; return the summary and whether anything failed."""
-    summaries = [responder.handle(trigger) for trigger in parse_event(event)]
+def run_event(event: object, responder: Responder | None = None) -> tuple[dict[str, Any], bool]:
+    """Handle every trigger in ``event``; return the summary and whether anything failed.
+
+    Without a ``responder`` the container's is used, built only if a trigger needs one.
+    """
+    summaries = [
+        ignored(trigger.reason, trigger.event_name)
+        if isinstance(trigger, Ignored)
+        else (responder or container()).handle(trigger)
+        for trigger in parse_event(event)
+    ]
     summary = _combine(summaries)
     failed = any(s.failed for s in summaries)
     log.info("event_summary", **summary, failed=failed)
