@@ -127,10 +127,16 @@ def run_notice(outcomes: Sequence[Outcome], errors: Sequence[str], *, mode: str)
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
-    verdict = "RUN FAILED" if errors or counts.get("failed") else "SCHEDULED RUN"
+    if errors or counts.get("failed"):
+        verdict = "RUN FAILED"
+    elif counts.get("blocked"):
+        verdict = "BLOCKED BY LIMIT"
+    else:
+        verdict = "SCHEDULED RUN"
+    blocked = f", {counts['blocked']} blocked" if counts.get("blocked") else ""
     subject = _subject(
         f"sg-reconciler {verdict}: {counts.get('revoked', 0)} revoked,"
-        f" {counts.get('failed', 0)} failed, {len(errors)} errors"
+        f" {counts.get('failed', 0)} failed{blocked}, {len(errors)} errors"
     )
     facts = {
         "verdict": verdict,
