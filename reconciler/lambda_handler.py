@@ -4,10 +4,13 @@ from __future__ import annotations
 
 __all__ = ["handler"]
 
+import os
+import time
 from typing import Any
 
 import structlog
 
+from reconciler.metrics import emit_emf, metrics_for
 from reconciler.runtime import configure_once, raise_if_failed, run_event
 
 
@@ -24,6 +27,11 @@ def handler(event: object, context: Any) -> dict[str, Any]:
         function=getattr(context, "function_name", None),
     )
     configure_once()
+    started = time.monotonic()
     summary, failed = run_event(event)
+    # One EMF line per invocation, before a failure is raised so that failed runs count too.
+    # The mode comes from the environment: ignored events never build the settings.
+    mode = (os.environ.get("SG_RECONCILER_MODE") or "enforce").strip().lower()
+    emit_emf(metrics_for(summary, duration_ms=(time.monotonic() - started) * 1000, mode=mode))
     raise_if_failed(summary, failed)
     return summary

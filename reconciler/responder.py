@@ -403,6 +403,13 @@ class Responder:
             would_revoke=tuple(
                 o.change.rule_id or "" for o in outcomes if o.status is Status.SKIPPED_REPORT_MODE
             ),
+            restored=tuple(o.change.to_dict() for o in outcomes if o.status is Status.RESTORED),
+            blocked=tuple(o.change.to_dict() for o in outcomes if o.status is Status.BLOCKED),
+            drifted_group_ids=tuple(
+                sorted(
+                    {o.change.group_id for o in outcomes if o.change.action is not Action.EXCEPTED}
+                )
+            ),
             failed=failed,
             notifications=tuple(notices),
         )

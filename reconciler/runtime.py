@@ -132,7 +132,16 @@ def _combine(summaries: list[TriggerSummary]) -> dict[str, Any]:
     acting = [s for s in summaries if s.trigger != "ignored"] or summaries
     first = acting[0]
     out = first.to_dict()
-    for key in ("group_ids", "revoked", "missing", "errors", "would_revoke"):
+    for key in (
+        "group_ids",
+        "revoked",
+        "missing",
+        "errors",
+        "would_revoke",
+        "restored",
+        "blocked",
+        "drifted_group_ids",
+    ):
         out[key] = [item for s in summaries for item in s.to_dict()[key]]
     out["records"] = [s.to_dict() for s in summaries]
     return out

@@ -29,6 +29,9 @@ class TriggerSummary:
     skipped_reason: str | None = None
     errors: tuple[str, ...] = ()
     would_revoke: tuple[str, ...] = ()
+    restored: tuple[dict[str, Any], ...] = ()
+    blocked: tuple[dict[str, Any], ...] = ()
+    drifted_group_ids: tuple[str, ...] = ()
     failed: bool = False
     notifications: tuple[Notification, ...] = field(default=(), repr=False)
 
@@ -43,6 +46,9 @@ class TriggerSummary:
             "skipped_reason": self.skipped_reason,
             "errors": list(self.errors),
             "would_revoke": list(self.would_revoke),
+            "restored": list(self.restored),
+            "blocked": list(self.blocked),
+            "drifted_group_ids": list(self.drifted_group_ids),
         }
 
 

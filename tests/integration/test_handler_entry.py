@@ -241,3 +241,58 @@ def test_handle_event_rejects_an_unreadable_file(
     bad.write_text("{not json")
     assert main(["handle-event", str(bad), "--policies", str(tmp_path)]) == 1
     assert capsys.readouterr().err.startswith(f"error: cannot read event {bad}: ")
+
+
+# --- metrics: one Embedded Metric Format line per invocation, on stdout ------------------
+
+
+def _emf_lines(out: str) -> list[dict[str, Any]]:
+    """The stdout lines that are EMF documents, parsed."""
+    docs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [d for d in docs if "_aws" in d]
+
+
+def test_a_scheduled_run_prints_one_metric_line_with_its_counts(
+    lambda_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three groups with one extra rule each: one line, 3 drifted groups, 3 rules revoked."""
+    world = World.create(boto3.client("ec2", region_name=REGION))
+    for i in range(3):
+        world.group(f"web-{i}", {"team": "web"}, [KEEP, SSH])
+    capsys.readouterr()
+    handler(load_event("synthetic__scheduled_event"), FakeContext())
+    (line,) = _emf_lines(capsys.readouterr().out)
+    assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "SgReconciler"
+    assert (line["Trigger"], line["Mode"]) == ("schedule", "enforce")
+    assert (line["DriftedGroups"], line["RulesRevoked"], line["Errors"]) == (3, 3, 0)
+    assert line["Duration"] > 0
+
+
+def test_an_ignored_event_is_counted_without_building_the_container(
+    lambda_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failed call (errorCode) gives a metric line with Trigger=ignored and no drift."""
+    capsys.readouterr()
+    handler(load_event("AuthorizeSecurityGroupIngress__panther-analysis__3"), FakeContext())
+    (line,) = _emf_lines(capsys.readouterr().out)
+    assert line["Trigger"] == "ignored"
+    assert line["RulesRevoked"] == 0
+
+
+def test_a_failed_run_is_counted_before_it_raises(
+    lambda_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Invalid policies fail the invocation, and its metric line (Errors > 0) is still written."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "p.yaml").write_text("groups: [{name: x}]\n", encoding="utf-8")
+    monkeypatch.setenv("SG_RECONCILER_POLICIES", str(bad))
+    capsys.readouterr()
+    with pytest.raises(ReconcileFailed):
+        handler(load_event("synthetic__scheduled_event"), FakeContext())
+    (line,) = _emf_lines(capsys.readouterr().out)
+    assert line["Trigger"] == "schedule"
+    assert line["Errors"] > 0
