@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler import __version__
 
@@ -90,7 +90,18 @@ def _common(
             help="EC2 endpoint (e.g. a local moto server); AWS_ENDPOINT_URL is honoured too",
         )
     if output:
-        parser.add_argument("--output", choices=("text", "json"), default="text")
+        parser.add_argument(
+            "--output",
+            choices=("text", "json", "markdown"),
+            default="text",
+            help="text (default), json (the public contract) or markdown (a PR comment)",
+        )
+        parser.add_argument(
+            "--quiet",
+            "-q",
+            action="store_true",
+            help="text and markdown: only the summary line and errors; no progress",
+        )
     if accounts:
         _accounts_option(
             parser,
@@ -221,7 +232,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole loop on a local simulated AWS account")
     _common(demo, aws=False)
+    _import_parser(sub)
+    sub.add_parser("schema", help="print the JSON Schema of the policy file format")
     return parser
+
+
+def _import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    imp = sub.add_parser(
+        "import",
+        help="write baseline YAML from live groups (exit 0 written, 1 error)",
+        description="Read live security groups and write them as a policy file: one policy"
+        " per group (match: group_ids), or with --per-selector one per tag (or the VPC) whose"
+        " groups have identical rules. `validate` accepts the result and `plan` right after"
+        " shows no drift.",
+    )
+    _common(imp, policies=False, region_help="the region to read (default: the session's)")
+    which = imp.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="groups carrying this tag; repeat for several (a group with any of them)",
+    )
+    which.add_argument(
+        "--group-id", action="append", default=[], metavar="ID", help="this group (repeat)"
+    )
+    which.add_argument("--vpc-id", metavar="ID", help="every group of this VPC")
+    imp.add_argument(
+        "--name",
+        metavar="NAME",
+        help="the policy name when one policy results, else the prefix of each name"
+        " (default: the group name, or the tag value with --per-selector)",
+    )
+    imp.add_argument("--output", type=Path, metavar="FILE", help="write here instead of to stdout")
+    imp.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    imp.add_argument(
+        "--egress",
+        action="store_true",
+        help="manage egress too (write egress: rules); default: egress unmanaged",
+    )
+    imp.add_argument(
+        "--per-selector",
+        action="store_true",
+        help="one policy per --tag (or the --vpc-id) matching by that selector, when its groups"
+        " have identical rules; otherwise one policy per group (and a note says why)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,7 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from reconciler.log import configure_logging  # noqa: PLC0415
 
-    configure_logging()
+    quiet = getattr(args, "quiet", False)
+    # --quiet: only the summary and errors, so info logs go too (unless a level is set).
+    configure_logging(
+        level="WARNING" if quiet and "SG_RECONCILER_LOG_LEVEL" not in os.environ else None
+    )
+    if args.command == "schema":
+        return cmd_schema(out=sys.stdout)
     if args.command == "validate":
         return cmd_validate(args.policies, out=sys.stdout, err=sys.stderr)
     if args.command == "demo":
@@ -255,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "restore":
         return cmd_restore(args, aws, out=sys.stdout, err=sys.stderr)
+    if args.command == "import":
+        return cmd_import(args, aws, out=sys.stdout, err=sys.stderr)
     journal = None if getattr(args, "no_journal", True) else args.journal
     return cmd_reconcile(
         args.policies,
@@ -267,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         journal=journal,
         force=getattr(args, "force", False),
         accounts=args.accounts,
+        quiet=quiet,
     )
 
 
@@ -366,16 +431,18 @@ def cmd_reconcile(
     journal: Path | None = None,
     force: bool = False,
     accounts: Path | None = None,
+    quiet: bool = False,
 ) -> int:
     """``plan`` and ``apply``: read, plan, (apply), print, and choose the exit code.
 
     With ``journal`` (apply only), every revoke is appended to that file before its call;
     a journal that cannot be opened stops the run before anything is read or changed.
     With ``accounts``, every account of that file is reconciled (see reconcile_accounts).
+    ``quiet`` prints only the summary line and errors; progress lines go to ``err`` only
+    when it is a TTY and the run spans several regions or accounts.
     """
     from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
     from reconciler.adapters.ec2 import RuleAuthorizer  # noqa: PLC0415
-    from reconciler.render import Palette, render_json, render_text  # noqa: PLC0415
     from reconciler.service import reconcile  # noqa: PLC0415
 
     baseline = load_or_report(policies, err)
@@ -415,8 +482,10 @@ def cmd_reconcile(
             err=err,
             writer=writer,
             force=force,
+            quiet=quiet,
         )
     regions = aws.resolved_regions(session)
+    progress = None if quiet or len(regions) < 2 else tty_progress(err)
     clients = AwsClients(session, aws.endpoint_url)
     context = _run_context(clients, regions[0]) if writer is not None else None
     try:
@@ -430,20 +499,58 @@ def cmd_reconcile(
             context=context,
             force=force,
             authorizers=lambda region: RuleAuthorizer(clients.ec2(region)),
+            progress=progress,
         )
     finally:
         if writer is not None:
             writer.close()
     _log_journal(writer, context)
-    if output == "json":
-        print(render_json(result.plan, result.outcomes, list(result.errors)), file=out)
-    else:
-        palette = Palette(enabled=out.isatty() and "NO_COLOR" not in os.environ)
-        print(
-            render_text(result.plan, result.outcomes, list(result.errors), palette=palette),
-            file=out,
-        )
+    print(_rendered(result, output, out=out, quiet=quiet), file=out)
     return _exit_code(result, apply=apply, dry_run=dry_run, err=err)
+
+
+def tty_progress(err: TextIO) -> Callable[[str], None] | None:
+    """A progress callback writing one line per step to ``err``, or None off a TTY."""
+    if not err.isatty():
+        return None
+    import threading  # noqa: PLC0415
+
+    lock = threading.Lock()  # regions and accounts are read in parallel
+
+    def report(message: str) -> None:
+        with lock:
+            err.write(message + "\n")
+            err.flush()
+
+    return report
+
+
+def _rendered(
+    result: RunResult,
+    output: str,
+    *,
+    out: TextIO,
+    quiet: bool,
+    accounts_json: list[dict[str, Any]] | None = None,
+    account_lines: Sequence[str] = (),
+) -> str:
+    """The run for ``--output``: JSON (the contract, never shortened), markdown or text."""
+    from reconciler.render import (  # noqa: PLC0415
+        Palette,
+        render_json,
+        render_markdown,
+        render_text,
+    )
+
+    errors = list(result.errors)
+    if output == "json":
+        return render_json(result.plan, result.outcomes, errors, accounts_json)
+    if output == "markdown":
+        text = render_markdown(result.plan, result.outcomes, errors, quiet=quiet)
+        return "\n".join([text, *(f"- {line}" for line in account_lines)])
+    palette = Palette(enabled=out.isatty() and "NO_COLOR" not in os.environ)
+    text = render_text(result.plan, result.outcomes, errors, palette=palette, quiet=quiet)
+    return "\n".join([text, *account_lines])
 
 
 def _log_journal(writer: FileJournal | None, context: RunContext | None) -> None:
@@ -506,6 +613,7 @@ def _reconcile_accounts(
     err: TextIO,
     writer: FileJournal | None,
     force: bool,
+    quiet: bool = False,
 ) -> int:
     """``plan``/``apply --accounts``: every account of the file, printed by account."""
     import uuid  # noqa: PLC0415
@@ -513,13 +621,7 @@ def _reconcile_accounts(
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
     from reconciler.adapters.accounts import MemberAccounts  # noqa: PLC0415
-    from reconciler.render import (  # noqa: PLC0415
-        Palette,
-        account_entry,
-        account_line,
-        render_json,
-        render_text,
-    )
+    from reconciler.render import account_entry, account_line  # noqa: PLC0415
     from reconciler.service import reconcile_accounts  # noqa: PLC0415
 
     run_id = uuid.uuid4().hex  # also in the role session name: CloudTrail <-> journal
@@ -542,26 +644,32 @@ def _reconcile_accounts(
             journal=writer,
             context=context,
             force=force,
+            progress=None if quiet else tty_progress(err),
         )
     finally:
         if writer is not None:
             writer.close()
     _log_journal(writer, context)
     result = run.result
-    if output == "json":
-        entries = [
-            account_entry(r.target, r.result.plan, r.result.outcomes, r.result.errors)
-            for r in run.accounts
-        ]
-        print(render_json(result.plan, result.outcomes, list(result.errors), entries), file=out)
-    else:
-        palette = Palette(enabled=out.isatty() and "NO_COLOR" not in os.environ)
-        lines = [render_text(result.plan, result.outcomes, list(result.errors), palette=palette)]
-        lines += [
-            account_line(r.target.label, r.result.plan, r.result.outcomes, r.result.errors)
-            for r in run.accounts
-        ]
-        print("\n".join(lines), file=out)
+    entries = [
+        account_entry(r.target, r.result.plan, r.result.outcomes, r.result.errors)
+        for r in run.accounts
+    ]
+    lines = [
+        account_line(r.target.label, r.result.plan, r.result.outcomes, r.result.errors)
+        for r in run.accounts
+    ]
+    print(
+        _rendered(
+            result,
+            output,
+            out=out,
+            quiet=quiet,
+            accounts_json=entries,
+            account_lines=() if quiet else lines,
+        ),
+        file=out,
+    )
     return _exit_code(result, apply=apply, dry_run=dry_run, err=err)
 
 
@@ -608,6 +716,79 @@ def cmd_restore(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: 
         )
     print(render_restore(report, dry_run=args.dry_run), file=out)
     return EXIT_ERROR if report.failed else EXIT_OK
+
+
+def cmd_schema(*, out: TextIO) -> int:
+    """``schema``: the JSON Schema of a policy file (``schema/policy.schema.json``)."""
+    import json  # noqa: PLC0415
+
+    from reconciler.core.schema import policy_schema  # noqa: PLC0415
+
+    print(json.dumps(policy_schema(), indent=2, ensure_ascii=False), file=out)
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: TextIO) -> int:
+    """``import``: live groups -> a policy file on ``--output`` (or stdout); notes on stderr."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
+    from reconciler.importer import ImportFailed, Selection, import_policies, parse_tag  # noqa: PLC0415
+
+    try:
+        tags = tuple(parse_tag(text) for text in args.tag)
+    except ValueError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_ERROR
+    selection = Selection(tags=tags, group_ids=tuple(args.group_id), vpc_id=args.vpc_id)
+    if args.per_selector and selection.group_ids:
+        print(
+            "error: --per-selector needs --tag or --vpc-id (ids select no group but their own)",
+            file=err,
+        )
+        return EXIT_ERROR
+    if len(aws.regions) > 1:
+        print(
+            "error: import reads one region (group ids belong to one); pass one --region", file=err
+        )
+        return EXIT_ERROR
+    output: Path | None = args.output
+    if output is not None and output.exists() and not args.force:
+        print(f"error: {output} exists; pass --force to overwrite it", file=err)
+        return EXIT_ERROR
+    session = aws.session()
+    region = aws.resolved_regions(session)[0]
+    try:
+        imported = import_policies(
+            AwsClients(session, aws.endpoint_url).ec2(region),
+            region,
+            selection,
+            name=args.name,
+            egress=args.egress,
+            per_selector=args.per_selector,
+        )
+    except ImportFailed as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_ERROR
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: cannot read security groups in {region}: {exc}", file=err)
+        return EXIT_ERROR
+    for note in imported.notes:
+        print(f"note: {note}", file=err)
+    if output is None:
+        out.write(imported.text)
+        return EXIT_OK
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(imported.text, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc}", file=err)
+        return EXIT_ERROR
+    print(
+        f"Wrote {imported.policies} policies for {imported.groups} groups to {output}.",
+        file=err,
+    )
+    return EXIT_OK
 
 
 def cmd_handle_event(

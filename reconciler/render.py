@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["Palette", "account_entry", "account_line", "render_json", "render_text"]
+__all__ = [
+    "Palette",
+    "account_entry",
+    "account_line",
+    "render_json",
+    "render_markdown",
+    "render_text",
+]
 
 import json
 from collections import Counter
@@ -53,43 +60,107 @@ def _heading(change: Change) -> str:
     return f"{where}{change.region} {change.group_id} (policy {change.policy})"
 
 
+def _by_group(changes: Sequence[Change]) -> list[tuple[str, list[Change]]]:
+    """Changes under their group's heading, ordered account -> region -> group.
+
+    The sort is stable, so within a group the planner's order (ingress first, revokes
+    before missing rules) is kept.
+    """
+    ordered = sorted(changes, key=lambda c: (c.account or "", c.region, c.group_id))
+    return [(heading, list(group)) for heading, group in groupby(ordered, key=_heading)]
+
+
+def _summary_line(plan: Plan, outcomes: tuple[Outcome, ...], problems: Sequence[str]) -> str:
+    summary = plan.summary()
+    if outcomes:
+        counts = Counter(o.status for o in outcomes)
+        restored = f" {counts[Status.RESTORED]} restored," if counts[Status.RESTORED] else ""
+        return (
+            f"Apply: {counts[Status.REVOKED]} revoked,{restored} {counts[Status.ALREADY_ABSENT]}"
+            f" already absent, {counts[Status.FAILED]} failed, {summary.missing} missing,"
+            f" {summary.excepted} excepted, {summary.blocked} blocked"
+            f" in {summary.drifted_groups} groups."
+        )
+    if not plan.changes and not problems:
+        return f"No drift: {summary.managed_groups} managed groups match the baseline."
+    report_only = f" ({summary.report_only} report-only)" if summary.report_only else ""
+    restore = f" {summary.to_restore} to restore," if summary.to_restore else ""
+    return (
+        f"Plan: {summary.to_revoke} to revoke{report_only},{restore} {summary.missing}"
+        " missing,"
+        f" {summary.excepted} excepted, {summary.blocked} blocked"
+        f" in {summary.drifted_groups} groups."
+    )
+
+
 def render_text(
     plan: Plan,
     outcomes: tuple[Outcome, ...] = (),
     errors: list[str] | None = None,
     *,
     palette: Palette | None = None,
+    quiet: bool = False,
 ) -> str:
-    """A readable plan grouped by group, then a summary line; with outcomes, each status."""
+    """A readable plan grouped by account, region and group, then a summary line.
+
+    With outcomes, each change's status. ``quiet`` keeps only the errors and the summary.
+    """
     pal = palette or Palette()
     status_of = {id(o.change): o.status for o in outcomes}
     lines: list[str] = []
-    for heading, changes in groupby(plan.changes, key=_heading):
+    for heading, changes in [] if quiet else _by_group(plan.changes):
         lines.append(pal.paint(heading, "1"))
         lines.extend(_line(c, status_of.get(id(c)), pal) for c in changes)
     problems = [*(errors or []), *(str(p) for p in plan.problems)]
     lines.extend(pal.paint(f"error: {message}", "31") for message in problems)
-    summary = plan.summary()
+    lines.append(_summary_line(plan, outcomes, problems))
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one markdown table cell (or list item)."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_markdown(
+    plan: Plan,
+    outcomes: tuple[Outcome, ...] = (),
+    errors: list[str] | None = None,
+    *,
+    quiet: bool = False,
+) -> str:
+    """The plan (or apply) as GitHub markdown for a pull-request comment.
+
+    A heading, the summary line in bold, a table per group (account -> region -> group)
+    and the errors as a list. ``quiet`` leaves out the tables.
+    """
+    status_of = {id(o.change): o.status for o in outcomes}
+    problems = [*(errors or []), *(str(p) for p in plan.problems)]
+    title = "apply" if outcomes else "plan"
+    lines = [f"## sg-reconciler {title}", "", f"**{_summary_line(plan, outcomes, problems)}**"]
+    columns = ["action", "rule id", "rule", "reason", "blocked"]
     if outcomes:
-        counts = Counter(o.status for o in outcomes)
-        restored = f" {counts[Status.RESTORED]} restored," if counts[Status.RESTORED] else ""
-        lines.append(
-            f"Apply: {counts[Status.REVOKED]} revoked,{restored} {counts[Status.ALREADY_ABSENT]}"
-            f" already absent, {counts[Status.FAILED]} failed, {summary.missing} missing,"
-            f" {summary.excepted} excepted, {summary.blocked} blocked"
-            f" in {summary.drifted_groups} groups."
-        )
-    elif not plan.changes and not problems:
-        lines.append(f"No drift: {summary.managed_groups} managed groups match the baseline.")
-    else:
-        report_only = f" ({summary.report_only} report-only)" if summary.report_only else ""
-        restore = f" {summary.to_restore} to restore," if summary.to_restore else ""
-        lines.append(
-            f"Plan: {summary.to_revoke} to revoke{report_only},{restore} {summary.missing}"
-            " missing,"
-            f" {summary.excepted} excepted, {summary.blocked} blocked"
-            f" in {summary.drifted_groups} groups."
-        )
+        columns.append("status")
+    for heading, changes in [] if quiet else _by_group(plan.changes):
+        lines += ["", f"### {_cell(heading)}", "", _row(columns), _row(["---"] * len(columns))]
+        for change in changes:
+            cells = [
+                change.action.value,
+                f"`{change.rule_id}`" if change.rule_id else "",
+                f"`{change.key.describe()}`",
+                _cell(change.reason),
+                _cell(change.blocked or ""),
+            ]
+            if outcomes:
+                status = status_of.get(id(change))
+                cells.append(status.value if status is not None else "")
+            lines.append(_row(cells))
+    if problems:
+        lines += ["", "### Errors", "", *(f"- {_cell(message)}" for message in problems)]
     return "\n".join(lines)
 
 

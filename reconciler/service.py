@@ -78,14 +78,22 @@ def plan_regions(
     now: datetime,
     group_ids: Sequence[str] | None = None,
     force: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Plan, tuple[str, ...]]:
     """Read each region (all managed groups, or just ``group_ids``) and plan them together.
 
     A region that cannot be read is an error for that region; the others are still planned.
+    ``progress`` is told ``reading <region> (k/n)…`` as each region's read starts.
     """
+    items = list(readers)
+    started = iter(range(1, len(items) + 1))
+    lock = threading.Lock()  # regions are read in parallel; numbers go out in order
 
     def read(item: tuple[str, SecurityGroupReader]) -> tuple[list[ObservedGroup], str | None]:
         region, reader = item
+        if progress is not None:
+            with lock:
+                progress(f"reading {region} ({next(started)}/{len(items)})…")
         try:
             if group_ids is None:
                 return list(reader.read_managed(baseline)), None
@@ -96,7 +104,6 @@ def plan_regions(
 
     observed: list[ObservedGroup] = []
     errors: list[str] = []
-    items = list(readers)
     # Regions (and accounts) are independent sweeps: read them in parallel, bounded.
     with ThreadPoolExecutor(max_workers=max(1, min(REGION_WORKERS, len(items)))) as pool:
         for groups, error in pool.map(read, items):
@@ -313,8 +320,12 @@ def reconcile(
     context: RunContext | None = None,
     force: bool = False,
     authorizers: Callable[[str], RuleAuthorizer] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Plan (and, with ``apply``, execute) the baseline in every region; log one summary."""
+    """Plan (and, with ``apply``, execute) the baseline in every region; log one summary.
+
+    ``progress`` (optional) is told about each region read and the apply, one line each.
+    """
     started = time.monotonic()
     readers = {r: SecurityGroupReader(clients(r), r, account_id) for r in regions}
     plan, errors = plan_regions(
@@ -323,9 +334,12 @@ def reconcile(
         now=now or datetime.now(UTC),
         group_ids=group_ids,
         force=force,
+        progress=progress,
     )
     outcomes: tuple[Outcome, ...] = ()
     if apply:
+        if progress is not None and not dry_run and not report_mode:
+            progress(f"applying {sum(1 for c in plan.changes if c.writes)} changes…")
         revokers = {r: RuleRevoker(clients(r), readers[r]) for r in regions}
         outcomes = apply_plan(
             plan,
@@ -387,17 +401,27 @@ def reconcile_accounts(
     context: RunContext | None = None,
     force: bool = False,
     workers: int = ACCOUNT_WORKERS,
+    progress: Callable[[str], None] | None = None,
 ) -> AccountsResult:
     """Reconcile every target account in its regions, accounts in parallel (bounded).
 
     ``clients_for`` gives clients acting in an account (assuming its role); when it fails
     with an AWS error, that account is an error of the run and the others proceed.
     Blast-radius limits count per account, as each account is its own plan.
+    ``progress`` is told ``account <label> (k/n)…`` as each account starts, then its reads.
     """
     now = now or datetime.now(UTC)
     shared = _LockedJournal(journal) if journal is not None else None
+    ordered = sorted(targets, key=lambda t: t.account_id)
+    started = iter(range(1, len(ordered) + 1))
+    lock = threading.Lock()
 
     def run(target: Target) -> AccountRun:
+        account_progress = None
+        if progress is not None:
+            with lock:
+                progress(f"account {target.label} ({next(started)}/{len(ordered)})…")
+            account_progress = _prefixed(progress, f"{target.label}: ")
         try:
             clients = clients_for(target)
         except (ClientError, BotoCoreError) as exc:
@@ -422,10 +446,10 @@ def reconcile_accounts(
             context=context,
             force=force,
             authorizers=lambda region: RuleAuthorizer(clients.ec2(region)),
+            progress=account_progress,
         )
         return AccountRun(target, result)
 
-    ordered = sorted(targets, key=lambda t: t.account_id)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ordered)))) as pool:
         runs = tuple(pool.map(run, ordered))
     merged = RunResult(
@@ -438,3 +462,8 @@ def reconcile_accounts(
         errors=tuple(f"{r.target.label}: {e}" for r in runs for e in r.result.errors),
     )
     return AccountsResult(result=merged, accounts=runs)
+
+
+def _prefixed(progress: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    """``progress`` with every message prefixed (one account's lines in a parallel run)."""
+    return lambda message: progress(prefix + message)

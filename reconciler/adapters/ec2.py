@@ -156,6 +156,16 @@ class SecurityGroupReader:
         facts = list(self._describe_groups([{"Name": "group-name", "Values": wanted}]))
         return self._with_rules(facts)
 
+    def read_where(self, *selections: list[FilterTypeDef]) -> tuple[ObservedGroup, ...]:
+        """Groups matching any of the filter lists (each ANDed, as EC2 does), with their rules.
+
+        One DescribeSecurityGroups sweep per list, one rules read for all the groups found.
+        """
+        found: dict[str, _GroupFacts] = {}
+        for filters in selections:
+            found.update((f.group_id, f) for f in self._describe_groups(filters))
+        return self._with_rules([found[gid] for gid in sorted(found)])
+
     def rules_of(
         self, group_ids: Sequence[str], owners: dict[str, str | None] | None = None
     ) -> dict[str, list[ObservedRule]]:

@@ -55,14 +55,14 @@ def _account_id(value: object) -> object:
             f'account id {value!r} is a number: quote it, e.g. "{value:012d}" (an unquoted id'
             " loses leading zeros)"
         )
-    if isinstance(value, str) and not _ACCOUNT_ID.match(value):
+    if isinstance(value, str) and not _ACCOUNT_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not an account id (12 digits, quoted)")
     return value
 
 
 def _checked(pattern: re.Pattern[str], what: str) -> AfterValidator:
     def check(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise ValueError(f"{value!r} is not {what}")
         return value
 

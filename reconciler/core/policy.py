@@ -116,9 +116,41 @@ def _check_peer(value: str) -> str:
     return canonical_peer(value, strict=True)
 
 
+# What a person may write (the JSON schema: `sg-reconciler schema`); validators normalise it.
+_PEER_INPUT = str | Annotated[list[str], Field(min_length=1)]
+_PORT_INPUT = (
+    Annotated[int, Field(ge=0, le=65535)]
+    | Annotated[str, Field(pattern=r"^\s*(?:[Aa][Ll][Ll]|[0-9]+(?:\s*-\s*[0-9]+)?)\s*$")]
+)
+_PROTOCOL_INPUT = (
+    Annotated[
+        str,
+        Field(
+            pattern=r"^\s*(?:"
+            + "|".join(
+                "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in name)
+                for name in ("tcp", "udp", "icmpv6", "icmp", "all")
+            )
+            + r"|-1|[0-9]+)\s*$",
+            examples=["tcp", "udp", "icmp", "icmpv6", "all"],
+        ),
+    ]
+    | Annotated[int, Field(ge=-1, le=255)]
+)
+
 Peer = Annotated[str, AfterValidator(_check_peer)]
-Peers = Annotated[tuple[Peer, ...], BeforeValidator(_as_list), Field(min_length=1)]
-PortRanges = Annotated[tuple[tuple[int, int], ...] | None, BeforeValidator(_parse_ports)]
+Peers = Annotated[
+    tuple[Peer, ...],
+    BeforeValidator(_as_list, json_schema_input_type=_PEER_INPUT),
+    Field(min_length=1),
+]
+PortRanges = Annotated[
+    tuple[tuple[int, int], ...] | None,
+    BeforeValidator(
+        _parse_ports,
+        json_schema_input_type=_PORT_INPUT | Annotated[list[_PORT_INPUT], Field(min_length=1)],
+    ),
+]
 
 
 class _RuleSpec(BaseModel):
@@ -126,7 +158,9 @@ class _RuleSpec(BaseModel):
 
     model_config = _FROZEN
 
-    protocol: Annotated[str, BeforeValidator(canonical_protocol)]
+    protocol: Annotated[
+        str, BeforeValidator(canonical_protocol, json_schema_input_type=_PROTOCOL_INPUT)
+    ]
     ports: PortRanges = None
     icmp_type: Annotated[int, Field(ge=-1, le=255)] | None = None
     icmp_code: Annotated[int, Field(ge=-1, le=255)] | None = None
@@ -221,13 +255,13 @@ def _tag_map(value: object) -> object:
 
 
 def _check_group_id(value: str) -> str:
-    if not _GROUP_ID.match(value):
+    if not _GROUP_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a security group id (sg- and 8 or 17 hex digits)")
     return value
 
 
 def _check_vpc_id(value: str) -> str:
-    if not _VPC_ID.match(value):
+    if not _VPC_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a VPC id (vpc- and 8 or 17 hex digits)")
     return value
 
@@ -242,14 +276,31 @@ class Match(BaseModel):
     ```
     """
 
-    model_config = _FROZEN
+    model_config = ConfigDict(**_FROZEN, json_schema_extra={"minProperties": 1})
 
     tags: Annotated[dict[str, str], BeforeValidator(_tag_map)] | None = None
     group_ids: (
-        Annotated[tuple[Annotated[str, AfterValidator(_check_group_id)], ...], Field(min_length=1)]
+        Annotated[
+            tuple[
+                Annotated[
+                    str,
+                    AfterValidator(_check_group_id),
+                    Field(json_schema_extra={"pattern": _GROUP_ID.pattern}),
+                ],
+                ...,
+            ],
+            Field(min_length=1),
+        ]
         | None
     ) = None
-    vpc_id: Annotated[str, AfterValidator(_check_vpc_id)] | None = None
+    vpc_id: (
+        Annotated[
+            str,
+            AfterValidator(_check_vpc_id),
+            Field(json_schema_extra={"pattern": _VPC_ID.pattern}),
+        ]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> Match:
@@ -333,10 +384,14 @@ class RuleException(_RuleSpec):
     """
 
     direction: ClassVar[Direction] = Direction.INGRESS
-    from_: Annotated[tuple[Peer, ...], BeforeValidator(_as_list)] | None = Field(
-        default=None, alias="from"
-    )
-    to: Annotated[tuple[Peer, ...], BeforeValidator(_as_list)] | None = None
+    from_: (
+        Annotated[tuple[Peer, ...], BeforeValidator(_as_list, json_schema_input_type=_PEER_INPUT)]
+        | None
+    ) = Field(default=None, alias="from")
+    to: (
+        Annotated[tuple[Peer, ...], BeforeValidator(_as_list, json_schema_input_type=_PEER_INPUT)]
+        | None
+    ) = None
     expires: Annotated[AwareDatetime, BeforeValidator(_time_not_number)]
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -359,7 +414,7 @@ class RuleException(_RuleSpec):
 
 
 def _check_name(value: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid policy name (letters, digits, '.', '_', '-'; at most 128)"
         )
@@ -380,11 +435,19 @@ class GroupPolicy(BaseModel):
 
     model_config = _FROZEN
 
-    name: Annotated[str, AfterValidator(_check_name)]
+    name: Annotated[
+        str, AfterValidator(_check_name), Field(json_schema_extra={"pattern": _NAME.pattern})
+    ]
     description: str | None = None
     match: Match
     ingress: tuple[IngressRule, ...]
-    egress: Annotated[tuple[EgressRule, ...] | None, BeforeValidator(_egress_value)] = None
+    egress: Annotated[
+        tuple[EgressRule, ...] | None,
+        BeforeValidator(
+            _egress_value,
+            json_schema_input_type=Literal["unmanaged"] | list[EgressRule] | None,
+        ),
+    ] = None
     on_drift: Literal["revoke", "report"] = "revoke"
     limits: GroupLimits | None = None
     exceptions: tuple[RuleException, ...] = ()

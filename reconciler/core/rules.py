@@ -88,7 +88,11 @@ def canonical_peer(value: str, *, strict: bool) -> str:
     Raises ValueError with a message that says how to fix the value.
     """
     text = value.strip()
-    if _GROUP_ID.match(text) or _PREFIX_LIST.match(text) or _CROSS_ACCOUNT_GROUP.match(text):
+    if (
+        _GROUP_ID.fullmatch(text)
+        or _PREFIX_LIST.fullmatch(text)
+        or _CROSS_ACCOUNT_GROUP.fullmatch(text)
+    ):
         return text
     if text.startswith(("sg-", "pl-")) or "/sg-" in text:
         raise ValueError(
