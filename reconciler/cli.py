@@ -110,6 +110,32 @@ def _common(
         )
 
 
+def _deploy_parser(sub: Any) -> None:
+    """The ``deploy`` subcommand's options."""
+    deploy = sub.add_parser(
+        "deploy", help="package, upload and create/update the CloudFormation stack"
+    )
+    _common(deploy)
+    deploy.add_argument("--stack-name", required=True)
+    deploy.add_argument("--bucket", help="S3 bucket for the code (default: created for you)")
+    deploy.add_argument("--mode", choices=("enforce", "report"))
+    deploy.add_argument("--schedule", metavar="EXPR", help="e.g. 'rate(15 minutes)'")
+    deploy.add_argument("--notify-email", metavar="ADDR")
+    deploy.add_argument("--ignore-principal", action="append", default=[], metavar="ARN")
+    deploy.add_argument("--create-trail", action="store_true", help="create a CloudTrail trail")
+    deploy.add_argument(
+        "--create-dashboard",
+        action="store_true",
+        help="create a CloudWatch dashboard of the function's metrics (about USD 3 a month)",
+    )
+    deploy.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64")
+    deploy.add_argument("--bundle-boto3", action="store_true")
+    _hub_options(deploy)
+    deploy.add_argument(
+        "--dry-run", action="store_true", help="print the change set, then delete it"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -212,23 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _accounts_option(package, "ship this accounts file (checked first) as accounts.yaml (a hub)")
 
-    deploy = sub.add_parser(
-        "deploy", help="package, upload and create/update the CloudFormation stack"
-    )
-    _common(deploy)
-    deploy.add_argument("--stack-name", required=True)
-    deploy.add_argument("--bucket", help="S3 bucket for the code (default: created for you)")
-    deploy.add_argument("--mode", choices=("enforce", "report"))
-    deploy.add_argument("--schedule", metavar="EXPR", help="e.g. 'rate(15 minutes)'")
-    deploy.add_argument("--notify-email", metavar="ADDR")
-    deploy.add_argument("--ignore-principal", action="append", default=[], metavar="ARN")
-    deploy.add_argument("--create-trail", action="store_true", help="create a CloudTrail trail")
-    deploy.add_argument("--architecture", choices=("arm64", "x86_64"), default="arm64")
-    deploy.add_argument("--bundle-boto3", action="store_true")
-    _hub_options(deploy)
-    deploy.add_argument(
-        "--dry-run", action="store_true", help="print the change set, then delete it"
-    )
+    _deploy_parser(sub)
 
     demo = sub.add_parser("demo", help="run the whole loop on a local simulated AWS account")
     _common(demo, aws=False)
@@ -877,6 +887,7 @@ def _deploy_parameters(args: argparse.Namespace, baseline: Baseline) -> dict[str
         "NotifyEmail": args.notify_email,
         "IgnorePrincipals": ",".join(args.ignore_principal) or None,
         "CreateTrail": "true" if args.create_trail else None,
+        "CreateDashboard": "true" if args.create_dashboard else None,
     }
     params.update({k: v for k, v in given.items() if v is not None})
     common = _common_tag(baseline)
