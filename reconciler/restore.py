@@ -25,11 +25,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.adapters.ec2 import error_code, ip_permission
+from reconciler.adapters.ec2 import RuleAuthorizer
 from reconciler.core.journal import JournalEntry, select_restorable
-from reconciler.core.rules import Direction
+from reconciler.core.rules import Direction, RuleKey
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -154,37 +153,18 @@ def restore(
     return report
 
 
-def _call(
-    client: EC2Client, group_id: str, direction: Direction, batch: Sequence[JournalEntry]
-) -> None:
-    perms: list[Any] = [ip_permission(e.key, e.description) for e in batch]
-    if direction is Direction.INGRESS:
-        client.authorize_security_group_ingress(GroupId=group_id, IpPermissions=perms)
-    else:
-        client.authorize_security_group_egress(GroupId=group_id, IpPermissions=perms)
-
-
 def _authorize(
     client: EC2Client, group_id: str, direction: Direction, batch: Sequence[JournalEntry]
 ) -> list[RestoreOutcome]:
-    try:
-        _call(client, group_id, direction, batch)
-    except ClientError as exc:
-        code = error_code(exc)
-        if len(batch) > 1 and (code == _DUPLICATE or code in _GROUP_GONE):
-            # AWS applies a batch all or nothing: find out rule by rule.
-            return [o for e in batch for o in _authorize(client, group_id, direction, [e])]
-        if code == _DUPLICATE:
-            return [RestoreOutcome(batch[0], RestoreStatus.ALREADY_PRESENT)]
-        status = RestoreStatus.GROUP_GONE if code in _GROUP_GONE else RestoreStatus.FAILED
-        return [RestoreOutcome(e, status, f"{code}: {_message(exc)}") for e in batch]
-    except BotoCoreError as exc:
-        return [RestoreOutcome(e, RestoreStatus.FAILED, str(exc)) for e in batch]
-    return [RestoreOutcome(e, RestoreStatus.RESTORED) for e in batch]
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message") or exc)
+    result = RuleAuthorizer(client).authorize(
+        group_id, direction, [(e.key, e.description) for e in batch]
+    )
+    status: dict[RuleKey, tuple[RestoreStatus, str | None]] = {}
+    status.update((key, (RestoreStatus.RESTORED, None)) for key in result.created)
+    status.update((key, (RestoreStatus.ALREADY_PRESENT, None)) for key in result.present)
+    status.update((key, (RestoreStatus.GROUP_GONE, error)) for key, error in result.gone)
+    status.update((key, (RestoreStatus.FAILED, error)) for key, error in result.failed)
+    return [RestoreOutcome(e, *status[e.key]) for e in batch]
 
 
 def _log_restore(outcome: RestoreOutcome) -> None:

@@ -251,7 +251,7 @@ def _restore(
     status: dict[RuleKey, tuple[Status, str | None]] = {}
     status.update((key, (Status.RESTORED, None)) for key in result.created)
     status.update((key, (Status.ALREADY_PRESENT, None)) for key in result.present)
-    status.update((key, (Status.FAILED, "group is gone")) for key in result.gone)
+    status.update((key, (Status.FAILED, error)) for key, error in result.gone)
     status.update((key, (Status.FAILED, error)) for key, error in result.failed)
     return [Outcome(c, *status[c.key]) for c in changes]
 

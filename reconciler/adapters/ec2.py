@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.core.planner import matching_policies
 from reconciler.core.policy import Baseline
@@ -366,7 +366,7 @@ class AuthorizeResult:
 
     created: tuple[RuleKey, ...] = ()
     present: tuple[RuleKey, ...] = ()
-    gone: tuple[RuleKey, ...] = ()
+    gone: tuple[tuple[RuleKey, str], ...] = ()
     failed: tuple[tuple[RuleKey, str], ...] = ()
 
 
@@ -387,25 +387,32 @@ class RuleAuthorizer:
         direction: Direction,
         rules: Sequence[tuple[RuleKey, str | None]],
     ) -> AuthorizeResult:
-        """Authorize ``rules``; a duplicate in the batch makes each go in on its own."""
+        """Authorize ``rules``; never raises for AWS or connection errors, reports them.
+
+        EC2 applies a batch all or nothing: a duplicate in it, or a missing group (which
+        may be a referenced peer rather than this group), makes each rule go in on its own.
+        """
+        keys = tuple(key for key, _ in rules)
         try:
             self._call(group_id, direction, rules)
         except ClientError as exc:
             code = error_code(exc)
-            if code in _GROUP_GONE:
-                return AuthorizeResult(gone=tuple(k for k, _ in rules))
-            if code != _DUPLICATE or len(rules) == 1:
-                if code == _DUPLICATE:
-                    return AuthorizeResult(present=(rules[0][0],))
-                return AuthorizeResult(failed=tuple((k, f"{code}: {exc}") for k, _ in rules))
-            parts = [self.authorize(group_id, direction, [rule]) for rule in rules]
-            return AuthorizeResult(
-                created=tuple(k for part in parts for k in part.created),
-                present=tuple(k for part in parts for k in part.present),
-                gone=tuple(k for part in parts for k in part.gone),
-                failed=tuple(f for part in parts for f in part.failed),
-            )
-        return AuthorizeResult(created=tuple(k for k, _ in rules))
+            if len(rules) > 1 and (code == _DUPLICATE or code in _GROUP_GONE):
+                parts = [self.authorize(group_id, direction, [rule]) for rule in rules]
+                return AuthorizeResult(
+                    created=tuple(k for part in parts for k in part.created),
+                    present=tuple(k for part in parts for k in part.present),
+                    gone=tuple(g for part in parts for g in part.gone),
+                    failed=tuple(f for part in parts for f in part.failed),
+                )
+            if code == _DUPLICATE:
+                return AuthorizeResult(present=keys)
+            message = exc.response.get("Error", {}).get("Message") or str(exc)
+            why = tuple((k, f"{code}: {message}") for k in keys)
+            return AuthorizeResult(gone=why) if code in _GROUP_GONE else AuthorizeResult(failed=why)
+        except BotoCoreError as exc:
+            return AuthorizeResult(failed=tuple((k, str(exc)) for k in keys))
+        return AuthorizeResult(created=keys)
 
     def _call(
         self, group_id: str, direction: Direction, rules: Sequence[tuple[RuleKey, str | None]]
