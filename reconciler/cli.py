@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = sub.add_parser("validate", help="check the policy files (exit 0 valid, 1 invalid)")
-    _common(validate, aws=False)
+    _common(validate)  # accepts the AWS options like every command; reads no AWS
 
     plan = sub.add_parser("plan", help="show drift (exit 0 none, 2 drift, 1 error)")
     _common(plan, output=True, accounts=True)
