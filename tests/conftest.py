@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import structlog
+
+from reconciler.runtime import configure_once
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -34,3 +37,13 @@ def _fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     for key, value in FAKE_ENV.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> None:
+    """Each test starts from structlog's defaults: a level or stream set by an earlier test
+    (the demo logs at WARNING, the CLI to a captured stream) never leaks into the next.
+    """
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    configure_once.cache_clear()
