@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from reconciler import __version__
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from reconciler.core.journal import RunContext
     from reconciler.core.policy import Baseline
     from reconciler.service import RunResult
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -365,15 +367,8 @@ def _hub_options(deploy: argparse.ArgumentParser) -> None:
 def load_accounts_or_report(path: Path, err: TextIO) -> AccountsFile | None:
     """Load an accounts file, or print every problem (one per line) and return None."""
     from reconciler.adapters.accounts import load_accounts  # noqa: PLC0415
-    from reconciler.core.errors import PolicyError  # noqa: PLC0415
 
-    try:
-        return load_accounts(path)
-    except PolicyError as exc:
-        for problem in exc.problems:
-            print(str(problem), file=err)
-        print(f"error: {len(exc.problems)} problem(s) in {path}; nothing was changed", file=err)
-        return None
+    return _load_or_report(load_accounts, path, err)
 
 
 def _default_journal() -> Path:
@@ -383,17 +378,20 @@ def _default_journal() -> Path:
 def load_or_report(policies: Path, err: TextIO) -> Baseline | None:
     """Load the baseline, or print every problem (one per line) and return None."""
     from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
+
+    return _load_or_report(load_policies, policies, err)
+
+
+def _load_or_report(load: Callable[[Path], T], path: Path, err: TextIO) -> T | None:
+    """``load(path)``, or print each of its PolicyError problems and a closing line."""
     from reconciler.core.errors import PolicyError  # noqa: PLC0415
 
     try:
-        return load_policies(policies)
+        return load(path)
     except PolicyError as exc:
         for problem in exc.problems:
             print(str(problem), file=err)
-        print(
-            f"error: {len(exc.problems)} problem(s) in {policies}; nothing was changed",
-            file=err,
-        )
+        print(f"error: {len(exc.problems)} problem(s) in {path}; nothing was changed", file=err)
         return None
 
 

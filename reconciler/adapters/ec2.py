@@ -135,10 +135,7 @@ class SecurityGroupReader:
     def read_groups(self, group_ids: Iterable[str]) -> tuple[ObservedGroup, ...]:
         """The given groups (those that still exist) with all their rules."""
         ids = sorted(set(group_ids))
-        if not ids:
-            return ()
-        facts = list(self._describe_groups([{"Name": "group-id", "Values": ids}]))
-        return self._with_rules(facts)
+        return self.read_where([{"Name": "group-id", "Values": ids}]) if ids else ()
 
     def describe(self, group_ids: Iterable[str]) -> tuple[ObservedGroup, ...]:
         """The given groups' facts (tags, VPC, owner) without their rules: one call."""
@@ -151,10 +148,7 @@ class SecurityGroupReader:
     def read_groups_by_name(self, names: Iterable[str]) -> tuple[ObservedGroup, ...]:
         """Groups found by name (calls made by groupName), with all their rules."""
         wanted = sorted(set(names))
-        if not wanted:
-            return ()
-        facts = list(self._describe_groups([{"Name": "group-name", "Values": wanted}]))
-        return self._with_rules(facts)
+        return self.read_where([{"Name": "group-name", "Values": wanted}]) if wanted else ()
 
     def read_where(self, *selections: list[FilterTypeDef]) -> tuple[ObservedGroup, ...]:
         """Groups matching any of the filter lists (each ANDed, as EC2 does), with their rules.
