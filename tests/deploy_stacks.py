@@ -32,6 +32,11 @@ groups:
 """
 
 
+def handled_event_names(pattern: dict[str, Any]) -> set[str]:
+    """Every eventName a CloudTrail rule's pattern lets through (its branches joined)."""
+    return {name for branch in pattern["detail"]["$or"] for name in branch["eventName"]}
+
+
 def stand_in_package(path: Path, marker: str = "1") -> Path:
     """A small deterministic zip: deploy tests only need bytes to upload, not the real code."""
     with zipfile.ZipFile(path, "w") as archive:

@@ -3,7 +3,8 @@
 The stack is deployed to moto; the rule's Lambda target is swapped for an SQS queue (moto would
 need Docker to run the function), and each record is sent with PutEvents as EC2 would send it.
 moto's pattern matcher implements ``$or``, ``anything-but`` and ``exists`` as AWS documents
-them, so no test-side matcher is needed.
+them; it does not look inside arrays of objects as AWS does, which ``ruler_like_arrays``
+(tests/eventbridge_moto.py) adds.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.deploy_stacks import (
     session_issuer_arn,
     stand_in_package,
 )
+from tests.eventbridge_moto import ruler_like_arrays
 
 pytestmark = [ignore_unsupported_resources]
 
@@ -46,7 +48,8 @@ OTHER_HANDLED = [
     "RevokeSecurityGroupIngress__unattributed-e__1",
     "CreateSecurityGroup__panther-analysis__1",
     "CreateSecurityGroup__unattributed-c__1",
-    "CreateTags__unattributed-d__1",
+    "synthetic__CreateTags__sg",
+    "synthetic__DeleteTags__sg",
 ]
 MODIFY = [
     "synthetic__ModifySecurityGroupRules__list",
@@ -69,7 +72,7 @@ class Router:
 @pytest.fixture(scope="module")
 def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
     """The stack deployed once; its CloudTrail rule now delivers to an SQS queue."""
-    with mock_aws(), aws_like_change_sets():
+    with mock_aws(), aws_like_change_sets(), ruler_like_arrays():
         session = boto3.Session(region_name=REGION)
         package = stand_in_package(Path(tmp_path_factory.mktemp("pkg")) / "package.zip")
         deployed = deploy(session, package).result
@@ -119,9 +122,27 @@ def test_real_authorize_samples_are_routed(router: Router) -> None:
 
 
 def test_other_handled_event_names_are_routed(router: Router) -> None:
-    """Revoke, CreateSecurityGroup and CreateTags records reach the target."""
+    """Revoke, CreateSecurityGroup, and CreateTags/DeleteTags on a group reach the target."""
     routed = {name: router.route(cloudtrail_record(name)) for name in OTHER_HANDLED}
     assert routed == dict.fromkeys(OTHER_HANDLED, True)
+
+
+def test_tag_calls_on_other_resources_are_dropped_and_on_a_security_group_routed(
+    router: Router,
+) -> None:
+    """The real CreateTags on an instance is dropped; the same call also naming an sg- routes."""
+    record = cloudtrail_record("CreateTags__unattributed-d__1")
+    items = record["requestParameters"]["resourcesSet"]["items"]
+    assert [item["resourceId"][:2] for item in items] == ["i-"]
+    assert router.route(record) is False
+    deleted = {**record, "eventName": "DeleteTags"}
+    assert router.route(deleted) is False
+    items.append({"resourceId": "sg-0123456789abcdef0"})
+    assert router.route(record) is True
+    assert router.route({**record, "eventName": "DeleteTags"}) is True
+    # A security group *rule* (sgr-) carries tags too, and tagging one changes no rule.
+    items[-1] = {"resourceId": "sgr-0123456789abcdef0"}
+    assert router.route(record) is False
 
 
 def test_modify_security_group_rules_is_routed(router: Router) -> None:

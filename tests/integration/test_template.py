@@ -20,7 +20,7 @@ from reconciler.deploy.stack import (
     template_ec2_actions,
 )
 from tests.cfn_resolve import StackContext, ec2_role_policies
-from tests.deploy_stacks import REPO, TEMPLATE
+from tests.deploy_stacks import REPO, TEMPLATE, handled_event_names
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 EC2_ACTIONS = {
@@ -244,9 +244,21 @@ def test_function_is_python312_with_the_handler_and_parameterised_sizing(
 def test_event_rule_matches_exactly_the_handled_event_names(template: dict[str, Any]) -> None:
     """The CloudTrail rule lists each event name the handler acts on, once, and no other."""
     pattern = template["Resources"]["CloudTrailEventRule"]["Properties"]["EventPattern"]
-    names = pattern["detail"]["eventName"]
+    names = [name for branch in pattern["detail"]["$or"] for name in branch["eventName"]]
     assert len(names) == len(set(names))
     assert set(names) == HANDLED_EVENT_NAMES
+    assert handled_event_names(pattern) == HANDLED_EVENT_NAMES
+
+
+def test_event_rule_takes_tag_calls_only_on_security_groups(template: dict[str, Any]) -> None:
+    """CreateTags/DeleteTags match only with an sg- resource; the other calls match by name."""
+    pattern = template["Resources"]["CloudTrailEventRule"]["Properties"]["EventPattern"]
+    calls, tags = pattern["detail"]["$or"]
+    assert set(calls) == {"eventName"}
+    assert tags == {
+        "eventName": ["CreateTags", "DeleteTags"],
+        "requestParameters": {"resourcesSet": {"items": {"resourceId": [{"prefix": "sg-"}]}}},
+    }
 
 
 def test_event_rule_drops_failed_calls_and_the_functions_own_role(
@@ -259,8 +271,8 @@ def test_event_rule_drops_failed_calls_and_the_functions_own_role(
     assert pattern["detail"]["eventSource"] == ["ec2.amazonaws.com"]
     assert pattern["detail"]["errorCode"] == [{"exists": False}]
     issuer = [
-        b["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
-        for b in pattern["detail"]["$or"]
+        b["sessionContext"]["sessionIssuer"]["arn"]
+        for b in pattern["detail"]["userIdentity"]["$or"]
     ]
     assert issuer == [
         [{"exists": False}],
