@@ -65,6 +65,9 @@ def build_responder(
 
     @functools.cache
     def own_arn() -> str | None:
+        if settings.role_arn is not None:
+            # Given by the template: no STS client (its model and a call) on a cold start.
+            return settings.role_arn
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
         try:

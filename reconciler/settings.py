@@ -31,6 +31,8 @@ class Settings(BaseModel):
     SG_RECONCILER_REGIONS             comma-separated (default: the function's region)
     SG_RECONCILER_TOPIC_ARN           SNS topic for notifications (optional)
     SG_RECONCILER_IGNORE_PRINCIPALS   comma-separated ARNs whose calls are never acted on
+    SG_RECONCILER_ROLE_ARN            the function's own role: its calls are never acted on
+                                      (default: asked of STS once per container)
     SG_RECONCILER_JOURNAL_BUCKET      S3 bucket for one journal object per run (default: log only)
     SG_RECONCILER_JOURNAL_PREFIX      key prefix in that bucket (default: journal)
     SG_RECONCILER_ACCOUNTS            accounts file: reconcile member accounts through their role
@@ -44,6 +46,7 @@ class Settings(BaseModel):
     regions: Csv = Field(min_length=1)
     topic_arn: str | None = None
     ignore_principals: Csv = ()
+    role_arn: str | None = Field(default=None, pattern=r"^arn:aws[\w-]*:iam::\d{12}:role/\S+$")
     endpoint_url: str | None = None
     journal_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     journal_prefix: str = "journal"
@@ -58,6 +61,7 @@ class Settings(BaseModel):
             "mode": (environ.get("SG_RECONCILER_MODE") or "enforce").strip().lower(),
             "topic_arn": environ.get("SG_RECONCILER_TOPIC_ARN") or None,
             "ignore_principals": environ.get("SG_RECONCILER_IGNORE_PRINCIPALS", ""),
+            "role_arn": environ.get("SG_RECONCILER_ROLE_ARN") or None,
             "endpoint_url": environ.get("AWS_ENDPOINT_URL") or None,
             "journal_bucket": environ.get("SG_RECONCILER_JOURNAL_BUCKET") or None,
             "journal_prefix": (environ.get("SG_RECONCILER_JOURNAL_PREFIX") or "journal").strip("/"),
@@ -75,6 +79,7 @@ class Settings(BaseModel):
                 "policies": "SG_RECONCILER_POLICIES",
                 "journal_bucket": "SG_RECONCILER_JOURNAL_BUCKET",
                 "accounts": "SG_RECONCILER_ACCOUNTS",
+                "role_arn": "SG_RECONCILER_ROLE_ARN",
             }
             lines = [
                 f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()

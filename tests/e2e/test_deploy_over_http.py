@@ -145,7 +145,8 @@ def test_deploy_creates_the_stack_the_template_declares(aws_like_endpoint: str) 
     assert environment["SG_RECONCILER_MODE"] == "report"  # the default: a first deploy reports
     assert environment["SG_RECONCILER_REGIONS"] == REGION
     assert environment["SG_RECONCILER_TOPIC_ARN"] == outputs["TopicArn"]
-    assert environment["SG_RECONCILER_IGNORE_PRINCIPALS"] == outputs["RoleArn"]
+    assert environment["SG_RECONCILER_ROLE_ARN"] == outputs["RoleArn"]
+    assert "SG_RECONCILER_IGNORE_PRINCIPALS" not in environment  # none given
     code_key = next(p for p in live["Parameters"] if p["ParameterKey"] == "CodeS3Key")
     sha256_hex = code_key["ParameterValue"].removeprefix("sg-reconciler/").removesuffix(".zip")
     assert config["CodeSha256"] == base64.b64encode(bytes.fromhex(sha256_hex)).decode()

@@ -132,7 +132,7 @@ def test_live_function_matches_the_template(
         "SG_RECONCILER_MODE": "report",
         "SG_RECONCILER_REGIONS": REGION,
         "SG_RECONCILER_TOPIC_ARN": outputs["TopicArn"],
-        "SG_RECONCILER_IGNORE_PRINCIPALS": outputs["RoleArn"],
+        "SG_RECONCILER_ROLE_ARN": outputs["RoleArn"],
         "SG_RECONCILER_JOURNAL_BUCKET": outputs["JournalBucketName"],
         "SG_RECONCILER_JOURNAL_PREFIX": "journal",
     }

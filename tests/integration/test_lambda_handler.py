@@ -17,6 +17,7 @@ from reconciler.adapters.events import ApiCall, parse_event
 from reconciler.core.rules import Direction, RuleKey, canonical_peer
 from reconciler.responder import Responder, is_same_principal
 from reconciler.runtime import build_responder, run_event
+from reconciler.settings import Settings
 from tests.eventfiles import event_names, load_event
 from tests.policyfiles import write_policies
 from tests.world import DEFAULT_EGRESS, REGION, CallCounter, World, egress, ingress
@@ -156,6 +157,44 @@ def test_own_role_calls_are_ignored(tmp_path: Path, world: World, session: boto3
     assert (summary["trigger"], summary["skipped_reason"]) == ("ignored", "own_call")
     assert counter.calls == {}
     assert world.live(group) != BASELINE
+
+
+def test_the_role_arn_setting_identifies_own_calls_without_asking_sts(
+    tmp_path: Path, world: World, session: boto3.Session
+) -> None:
+    """With SG_RECONCILER_ROLE_ARN (set by the template) no STS call is made on any event."""
+    sts_calls: list[str] = []
+    session.events.register("before-call.sts", lambda model, **_: sts_calls.append(model.name))
+    policies = write_policies(tmp_path / "role", POLICY)
+    env = {
+        "SG_RECONCILER_POLICIES": str(policies),
+        "SG_RECONCILER_REGIONS": REGION,
+        "SG_RECONCILER_ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/sg-reconciler-fn",
+    }
+    responder = build_responder(env, session=session)
+    own, own_group = _stage(world, "AuthorizeSecurityGroupIngress__panther-analysis__1")
+    own["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = (
+        "arn:aws:iam::123456789012:role/sg-reconciler-fn"
+    )
+    summary, _ = run_event(own, responder)
+    assert summary["skipped_reason"] == "own_call"
+    assert world.live(own_group) != BASELINE
+    other, other_group = _stage(
+        world, "AuthorizeSecurityGroupIngress__panther-analysis__1", group_name="other"
+    )
+    summary, failed = run_event(other, responder)
+    assert not failed, summary
+    assert summary["trigger"] == "cloudtrail"
+    assert world.live(other_group) == BASELINE
+    assert sts_calls == []
+
+
+def test_a_role_arn_that_is_not_an_iam_role_is_a_configuration_error() -> None:
+    """SG_RECONCILER_ROLE_ARN must be a role ARN; the one-line error names the variable."""
+    with pytest.raises(ValueError, match=r"^SG_RECONCILER_ROLE_ARN: String should match"):
+        Settings.from_env(
+            {"AWS_REGION": REGION, "SG_RECONCILER_ROLE_ARN": "arn:aws:sts::1:assumed-role/x/y"}
+        )
 
 
 def test_ignore_principals_setting_is_honoured(
