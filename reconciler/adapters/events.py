@@ -6,9 +6,11 @@
 - ``ScheduledTick``: the periodic sweep (reconcile everything);
 - ``Ignored``: anything else, with a short machine-friendly reason.
 
-The wire models mirror AWS casing and ignore keys they do not know. Every scalar is lenient
-(a value of the wrong type reads as absent) so that one odd field never hides the groups a
-call touched. They are converted once, here, into frozen dataclasses.
+The payload is read through ``_Wire``, a read-only view of each JSON object: every read names
+the AWS key (mirroring AWS casing), keys it does not read are ignored, and every read is
+lenient (a value of the wrong type reads as absent) so that one odd field never hides the
+groups a call touched. What it reads is converted once, here, into frozen dataclasses.
+Plain dict reads rather than pydantic models keep pydantic off the Lambda's import path.
 
 Reasons an event is ignored:
 
@@ -22,9 +24,6 @@ Reasons an event is ignored:
 - ``malformed:<what>``: the payload is not a shape this module knows;
 - ``internal_error:<exception>``: a bug in this module (the fuzz tests hold it at zero).
 """
-
-# Wire models mirror AWS casing (STYLE.md), so their mixedCase field names are intended.
-# ruff: noqa: N815
 
 from __future__ import annotations
 
@@ -44,9 +43,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, TypeAlias, TypeVar
-
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from typing import Any, TypeAlias
 
 from reconciler.core.rules import Direction, canonical_protocol
 
@@ -201,11 +198,7 @@ def _flag(value: object) -> bool | None:
     return None
 
 
-def _mapping(value: object) -> object:
-    return value if isinstance(value, dict) else None
-
-
-def _items(value: object) -> list[object]:
+def _items(value: object) -> list[dict[Any, Any]]:
     """EC2 lists are ``{"items": [...]}``, an empty one is ``{}``; a bare list is accepted."""
     if isinstance(value, dict):
         value = value.get("items")
@@ -214,204 +207,62 @@ def _items(value: object) -> list[object]:
     return []
 
 
-def _one_or_many(value: object) -> list[object]:
+def _one_or_many(value: object) -> list[dict[Any, Any]]:
     """A single object where a list is expected (ModifySecurityGroupRules does this)."""
     if isinstance(value, dict) and "items" not in value:
         return [value]
     return _items(value)
 
 
-_M = TypeVar("_M", bound=BaseModel)
+class _Wire:
+    """A read-only, lenient view of one JSON object of the payload.
 
-_Text = Annotated[str | None, BeforeValidator(_text)]
-_Int = Annotated[int | None, BeforeValidator(_integer)]
-_Flag = Annotated[bool | None, BeforeValidator(_flag)]
-_Lenient = Annotated[_M | None, BeforeValidator(_mapping)]
-_Items = Annotated[tuple[_M, ...], BeforeValidator(_items)]
-_OneOrMany = Annotated[tuple[_M, ...], BeforeValidator(_one_or_many)]
+    Each read names the AWS key. Where AWS (or a normaliser re-emitting its records) spells a
+    key more than one way, the read lists the spellings and the first one present is used,
+    even if its value then reads as absent. A value of the wrong type reads as absent: None
+    for a scalar or an object, an empty tuple for a list; lists keep only their objects.
+    """
 
+    __slots__ = ("_fields",)
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    def __init__(self, fields: dict[Any, Any]) -> None:
+        self._fields = fields
 
+    @classmethod
+    def of(cls, value: object) -> _Wire | None:
+        """A view of ``value`` if it is a JSON object, else None."""
+        return cls(value) if isinstance(value, dict) else None
 
-# --- Wire models: requestParameters ----------------------------------------------------
+    def raw(self, *keys: str) -> object:
+        """The value under the first of ``keys`` present, as given; None if none is."""
+        for key in keys:
+            if key in self._fields:
+                return self._fields[key]
+        return None
 
+    def text(self, *keys: str) -> str | None:
+        return _text(self.raw(*keys))
 
-class _IpRange(_Wire):
-    cidrIp: _Text = None
-    description: _Text = None
+    def integer(self, key: str) -> int | None:
+        return _integer(self.raw(key))
 
+    def flag(self, *keys: str) -> bool | None:
+        return _flag(self.raw(*keys))
 
-class _Ipv6Range(_Wire):
-    cidrIpv6: _Text = None
-    description: _Text = None
+    def view(self, *keys: str) -> _Wire | None:
+        """The nested object, or None when it is absent or not an object."""
+        return _Wire.of(self.raw(*keys))
 
+    def views(self, key: str) -> tuple[_Wire, ...]:
+        """The objects of an EC2 list (see ``_items``)."""
+        return tuple(map(_Wire, _items(self.raw(key))))
 
-class _PrefixListId(_Wire):
-    prefixListId: _Text = None
-    description: _Text = None
-
-
-class _UserIdGroupPair(_Wire):
-    groupId: _Text = None
-    groupName: _Text = None
-    userId: _Text = None
-    description: _Text = None
-
-
-class _IpPermission(_Wire):
-    ipProtocol: _Text = None
-    fromPort: _Int = None
-    toPort: _Int = None
-    groups: _Items[_UserIdGroupPair] = ()
-    ipRanges: _Items[_IpRange] = ()
-    ipv6Ranges: _Items[_Ipv6Range] = ()
-    prefixListIds: _Items[_PrefixListId] = ()
-
-
-class _SecurityGroupRuleRequest(_Wire):
-    IpProtocol: _Text = None
-    FromPort: _Int = None
-    ToPort: _Int = None
-    CidrIpv4: _Text = None
-    CidrIpv6: _Text = None
-    PrefixListId: _Text = None
-    ReferencedGroupId: _Text = None
-    Description: _Text = None
+    def one_or_many(self, *keys: str) -> tuple[_Wire, ...]:
+        """The objects of a list that may also be given as a single object."""
+        return tuple(map(_Wire, _one_or_many(self.raw(*keys))))
 
 
-class _SecurityGroupRuleUpdate(_Wire):
-    SecurityGroupRuleId: _Text = None
-    SecurityGroupRule: _Lenient[_SecurityGroupRuleRequest] = None
-
-
-class _ModifySecurityGroupRulesRequest(_Wire):
-    GroupId: _Text = None
-    SecurityGroupRule: _OneOrMany[_SecurityGroupRuleUpdate] = Field(
-        (), validation_alias=AliasChoices("SecurityGroupRule", "SecurityGroupRules")
-    )
-
-
-class _ResourceId(_Wire):
-    resourceId: _Text = None
-
-
-class _Tag(_Wire):
-    key: _Text = None
-    value: _Text = None
-
-
-class _TagSpecification(_Wire):
-    resourceType: _Text = None
-    tags: _Items[_Tag] = ()
-
-
-class _RequestParameters(_Wire):
-    groupId: _Text = None
-    groupName: _Text = None
-    ipPermissions: _Items[_IpPermission] = ()
-    # The flat form (one rule given outside ipPermissions), as older SDKs and the CLI send.
-    ipProtocol: _Text = None
-    fromPort: _Int = None
-    toPort: _Int = None
-    cidrIp: _Text = None
-    sourceSecurityGroupName: _Text = None
-    sourceSecurityGroupOwnerId: _Text = None
-    resourcesSet: _Items[_ResourceId] = ()
-    tagSet: _Items[_Tag] = ()
-    tagSpecificationSet: _Items[_TagSpecification] = ()
-    ModifySecurityGroupRulesRequest: _Lenient[_ModifySecurityGroupRulesRequest] = None
-
-
-# --- Wire models: responseElements, identity, record and envelopes ----------------------
-
-
-class _ReferencedGroup(_Wire):
-    groupId: _Text = None
-    userId: _Text = None
-
-
-class _SecurityGroupRule(_Wire):
-    groupId: _Text = None
-    securityGroupRuleId: _Text = None
-    isEgress: _Flag = None
-    ipProtocol: _Text = None
-    fromPort: _Int = None
-    toPort: _Int = None
-    cidrIpv4: _Text = None
-    cidrIpv6: _Text = None
-    prefixListId: _Text = None
-    referencedGroupInfo: _Lenient[_ReferencedGroup] = None
-
-
-class _ModifySecurityGroupRulesResponse(_Wire):
-    return_: _Flag = Field(None, validation_alias=AliasChoices("return", "_return"))
-
-
-class _ResponseElements(_Wire):
-    requestId: _Text = Field(None, validation_alias=AliasChoices("requestId", "requestID"))
-    return_: _Flag = Field(None, validation_alias=AliasChoices("_return", "return"))
-    groupId: _Text = None
-    securityGroupRuleSet: _Items[_SecurityGroupRule] = ()
-    revokedSecurityGroupRuleSet: _Items[_SecurityGroupRule] = ()
-    ModifySecurityGroupRulesResponse: _Lenient[_ModifySecurityGroupRulesResponse] = None
-
-
-class _SessionIssuer(_Wire):
-    type: _Text = None
-    arn: _Text = None
-
-
-# The lower-case spellings appear in records re-emitted by SIEM normalisers.
-class _SessionContext(_Wire):
-    sessionIssuer: _Lenient[_SessionIssuer] = Field(
-        None, validation_alias=AliasChoices("sessionIssuer", "sessionissuer")
-    )
-
-
-class _UserIdentity(_Wire):
-    type: _Text = None
-    arn: _Text = None
-    accountId: _Text = Field(None, validation_alias=AliasChoices("accountId", "accountid"))
-    invokedBy: _Text = Field(None, validation_alias=AliasChoices("invokedBy", "invokedby"))
-    sessionContext: _Lenient[_SessionContext] = Field(
-        None, validation_alias=AliasChoices("sessionContext", "sessioncontext")
-    )
-
-
-class _CloudTrailRecord(_Wire):
-    eventSource: _Text = None
-    eventName: _Text = None
-    eventID: _Text = None
-    eventTime: _Text = None
-    awsRegion: _Text = None
-    recipientAccountId: _Text = None
-    requestID: _Text = Field(None, validation_alias=AliasChoices("requestID", "requestId"))
-    errorCode: _Text = None
-    sourceIPAddress: _Text = None
-    userAgent: _Text = None
-    userIdentity: _Lenient[_UserIdentity] = None
-    requestParameters: _Lenient[_RequestParameters] = None
-    responseElements: _Lenient[_ResponseElements] = None
-
-
-class _EventBridgeEnvelope(_Wire):
-    source: _Text = None
-    detail_type: _Text = Field(None, validation_alias="detail-type")
-    account: _Text = None
-    region: _Text = None
-    time: _Text = None
-    detail: object = None
-
-
-class _SnsMessage(_Wire):
-    Message: _Text = None
-
-
-class _SnsRecord(_Wire):
-    EventSource: _Text = None
-    Sns: _Lenient[_SnsMessage] = None
+_ABSENT = _Wire({})
 
 
 # --- Parsing ---------------------------------------------------------------------------
@@ -441,7 +292,7 @@ def _parse_one(event: object) -> Trigger:
     if "detail" in event or "detail-type" in event:
         return _from_envelope(event)
     if "eventName" in event or "eventSource" in event:
-        return _from_record(event, None)
+        return _from_record(event, _ABSENT)
     return Ignored("malformed:unrecognised_shape")
 
 
@@ -452,14 +303,16 @@ def _from_records(records: object) -> tuple[Trigger, ...]:
 
 
 def _from_sns_record(raw: object) -> Trigger:
-    record = _validate(_SnsRecord, raw)
+    record = _Wire.of(raw)
     if record is None:
         return Ignored("malformed:record_not_an_object")
-    if record.EventSource != _SNS_EVENT_SOURCE:
-        if record.EventSource is None:
+    source = record.text("EventSource")
+    if source != _SNS_EVENT_SOURCE:
+        if source is None:
             return Ignored("malformed:record_without_source")
-        return Ignored(_reason("other_source", record.EventSource))
-    message = record.Sns.Message if record.Sns is not None else None
+        return Ignored(_reason("other_source", source))
+    sns = record.view("Sns")
+    message = sns.text("Message") if sns is not None else None
     if message is None:
         return Ignored("malformed:sns_without_message")
     try:
@@ -470,21 +323,21 @@ def _from_sns_record(raw: object) -> Trigger:
 
 
 def _from_envelope(raw: dict[Any, Any]) -> Trigger:
-    envelope = _validate(_EventBridgeEnvelope, raw)
-    if envelope is None:
-        return Ignored("malformed:envelope")
-    source, detail_type = envelope.source, envelope.detail_type
+    envelope = _Wire(raw)
+    source, detail_type = envelope.text("source"), envelope.text("detail-type")
     if source == _SCHEDULER_SOURCE:
         if detail_type == _SCHEDULED_DETAIL_TYPE:
             return ScheduledTick(
-                time=envelope.time, region=envelope.region, account=envelope.account
+                time=envelope.text("time"),
+                region=envelope.text("region"),
+                account=envelope.text("account"),
             )
         return Ignored(_reason("other_detail_type", detail_type))
     # Only sources AWS reserves (aws.*) are trusted to say "not EC2"; sanitised samples
     # carry placeholders there, so the record's own eventSource decides for them.
     if source is not None and source.startswith("aws.") and source != _EC2_ENVELOPE_SOURCE:
         return Ignored(_reason("other_source", source))
-    detail = envelope.detail
+    detail = envelope.raw("detail")
     if not isinstance(detail, dict):
         return Ignored("malformed:no_detail")
     if "eventName" not in detail and "eventSource" not in detail:
@@ -492,18 +345,18 @@ def _from_envelope(raw: dict[Any, Any]) -> Trigger:
     return _from_record(detail, envelope)
 
 
-def _from_record(raw: dict[Any, Any], envelope: _EventBridgeEnvelope | None) -> Trigger:
-    record = _validate(_CloudTrailRecord, raw)
-    if record is None:
-        return Ignored("malformed:record")
-    name = record.eventName
-    if record.eventSource is None:
+def _from_record(raw: dict[Any, Any], envelope: _Wire) -> Trigger:
+    """``envelope`` is the EventBridge envelope around the record, empty for a bare record."""
+    record = _Wire(raw)
+    name, source = record.text("eventName"), record.text("eventSource")
+    if source is None:
         return Ignored("malformed:no_event_source", name)
-    if record.eventSource != _EC2_EVENT_SOURCE:
-        return Ignored(_reason("other_source", record.eventSource), name)
-    if record.errorCode is not None:
+    if source != _EC2_EVENT_SOURCE:
+        return Ignored(_reason("other_source", source), name)
+    error_code = record.text("errorCode")
+    if error_code is not None:
         # A failed call changed nothing; it must never lead to a revoke.
-        return Ignored(_reason("error_code", record.errorCode), name)
+        return Ignored(_reason("error_code", error_code), name)
     if name is None:
         return Ignored("malformed:no_event_name")
     if name not in HANDLED_EVENT_NAMES:
@@ -516,69 +369,75 @@ def _from_record(raw: dict[Any, Any], envelope: _EventBridgeEnvelope | None) -> 
     return call
 
 
-def _api_call(
-    record: _CloudTrailRecord, name: str, envelope: _EventBridgeEnvelope | None
-) -> ApiCall:
-    params = record.requestParameters or _RequestParameters()
-    response = record.responseElements or _ResponseElements()
-    modify = params.ModifySecurityGroupRulesRequest or _ModifySecurityGroupRulesRequest()
-    response_rules = response.securityGroupRuleSet + response.revokedSecurityGroupRuleSet
-    account = record.recipientAccountId or (envelope.account if envelope else None)
-    region = record.awsRegion or (envelope.region if envelope else None)
+def _api_call(record: _Wire, name: str, envelope: _Wire) -> ApiCall:
+    params = record.view("requestParameters") or _ABSENT
+    response = record.view("responseElements") or _ABSENT
+    modify = params.view("ModifySecurityGroupRulesRequest") or _ABSENT
+    updates = modify.one_or_many("SecurityGroupRule", "SecurityGroupRules")
+    response_rules = (
+        *response.views("securityGroupRuleSet"),
+        *response.views("revokedSecurityGroupRuleSet"),
+    )
+    resource_ids = (resource.text("resourceId") for resource in params.views("resourcesSet"))
+    account = record.text("recipientAccountId") or envelope.text("account")
     direction = _DIRECTION_OF.get(name)
 
     group_ids = _unique(
         [
-            params.groupId,
-            modify.GroupId,
-            *(rule.groupId for rule in response_rules),
-            response.groupId,
-            *(r.resourceId for r in params.resourcesSet if _is_group_id(r.resourceId)),
+            params.text("groupId"),
+            modify.text("GroupId"),
+            *(rule.text("groupId") for rule in response_rules),
+            response.text("groupId"),
+            *(resource_id for resource_id in resource_ids if _is_group_id(resource_id)),
         ]
     )
     rule_ids = _unique(
         [
-            *(rule.securityGroupRuleId for rule in response_rules),
-            *(update.SecurityGroupRuleId for update in modify.SecurityGroupRule),
+            *(rule.text("securityGroupRuleId") for rule in response_rules),
+            *(update.text("SecurityGroupRuleId") for update in updates),
         ]
     )
     requested: list[RequestedRule] = []
     if direction is not None:
         requested += _requested_rules(params, direction, account, response_rules)
-    requested += _modified_rules(modify)
-    modify_response = response.ModifySecurityGroupRulesResponse
+    requested += _modified_rules(updates)
+    modify_response = response.view("ModifySecurityGroupRulesResponse")
     return ApiCall(
         event_name=name,
-        event_id=record.eventID,
-        event_time=record.eventTime or (envelope.time if envelope else None),
-        region=region,
+        event_id=record.text("eventID"),
+        event_time=record.text("eventTime") or envelope.text("time"),
+        region=record.text("awsRegion") or envelope.text("region"),
         account=account,
         group_ids=group_ids,
-        group_names=() if group_ids else _unique([params.groupName]),
+        group_names=() if group_ids else _unique([params.text("groupName")]),
         rule_ids=rule_ids,
         direction=direction,
         requested=tuple(requested),
         tags=_tags(params),
         actor=_actor(record),
-        error_code=record.errorCode,
-        request_id=record.requestID or response.requestId,
-        returned=modify_response.return_ if modify_response is not None else response.return_,
+        error_code=None,
+        request_id=record.text("requestID", "requestId") or response.text("requestId", "requestID"),
+        returned=(
+            modify_response.flag("return", "_return")
+            if modify_response is not None
+            else response.flag("_return", "return")
+        ),
     )
 
 
 def _requested_rules(
-    params: _RequestParameters,
+    params: _Wire,
     direction: Direction,
     account: str | None,
-    response_rules: Iterable[_SecurityGroupRule],
+    response_rules: Iterable[_Wire],
 ) -> Iterator[RequestedRule]:
-    rule_id_of = {_response_key(rule): rule.securityGroupRuleId for rule in response_rules}
-    for perm in (*params.ipPermissions, _flat_permission(params)):
+    rule_id_of = {_response_key(rule): rule.text("securityGroupRuleId") for rule in response_rules}
+    for perm in (*params.views("ipPermissions"), _flat_permission(params)):
         for peer, match_peer, description in _peers(perm, account):
             rule = _requested(
                 direction,
-                perm.ipProtocol,
-                ports=(perm.fromPort, perm.toPort),
+                perm.text("ipProtocol"),
+                ports=(perm.integer("fromPort"), perm.integer("toPort")),
                 peer=peer,
                 description=description,
             )
@@ -586,37 +445,38 @@ def _requested_rules(
                 yield replace(rule, rule_id=rule_id_of.get(_key(rule, match_peer)))
 
 
-def _flat_permission(params: _RequestParameters) -> _IpPermission:
+def _flat_permission(params: _Wire) -> _Wire:
     """The flat request form (one rule outside ``ipPermissions``) in the nested shape."""
-    return _IpPermission.model_validate(
+    return _Wire(
         {
-            "ipProtocol": params.ipProtocol,
-            "fromPort": params.fromPort,
-            "toPort": params.toPort,
-            "ipRanges": [{"cidrIp": params.cidrIp}],
+            "ipProtocol": params.raw("ipProtocol"),
+            "fromPort": params.raw("fromPort"),
+            "toPort": params.raw("toPort"),
+            "ipRanges": [{"cidrIp": params.raw("cidrIp")}],
             "groups": [
                 {
-                    "groupName": params.sourceSecurityGroupName,
-                    "userId": params.sourceSecurityGroupOwnerId,
+                    "groupName": params.raw("sourceSecurityGroupName"),
+                    "userId": params.raw("sourceSecurityGroupOwnerId"),
                 }
             ],
         }
     )
 
 
-def _peers(
-    perm: _IpPermission, account: str | None
-) -> Iterator[tuple[str | None, str | None, str | None]]:
+def _peers(perm: _Wire, account: str | None) -> Iterator[tuple[str | None, str | None, str | None]]:
     """(peer as shown, peer as the response names it, description) for each peer."""
-    for v4 in perm.ipRanges:
-        yield v4.cidrIp, v4.cidrIp, v4.description
-    for v6 in perm.ipv6Ranges:
-        yield v6.cidrIpv6, v6.cidrIpv6, v6.description
-    for pl in perm.prefixListIds:
-        yield pl.prefixListId, pl.prefixListId, pl.description
-    for pair in perm.groups:
-        group = pair.groupId or pair.groupName
-        yield _group_peer(group, pair.userId, account), group, pair.description
+    for v4 in perm.views("ipRanges"):
+        cidr = v4.text("cidrIp")
+        yield cidr, cidr, v4.text("description")
+    for v6 in perm.views("ipv6Ranges"):
+        cidr = v6.text("cidrIpv6")
+        yield cidr, cidr, v6.text("description")
+    for pl in perm.views("prefixListIds"):
+        prefix_list = pl.text("prefixListId")
+        yield prefix_list, prefix_list, pl.text("description")
+    for pair in perm.views("groups"):
+        group = pair.text("groupId") or pair.text("groupName")
+        yield _group_peer(group, pair.text("userId"), account), group, pair.text("description")
 
 
 def _group_peer(group: str | None, owner: str | None, account: str | None) -> str | None:
@@ -627,23 +487,24 @@ def _group_peer(group: str | None, owner: str | None, account: str | None) -> st
     return group
 
 
-def _modified_rules(modify: _ModifySecurityGroupRulesRequest) -> Iterator[RequestedRule]:
-    for update in modify.SecurityGroupRule:
-        values = update.SecurityGroupRule
+def _modified_rules(updates: Iterable[_Wire]) -> Iterator[RequestedRule]:
+    """ModifySecurityGroupRules updates: each rule id with the rule it now holds."""
+    for update in updates:
+        values = update.view("SecurityGroupRule")
         if values is None:
             continue
         rule = _requested(
             None,
-            values.IpProtocol,
-            ports=(values.FromPort, values.ToPort),
-            peer=values.CidrIpv4
-            or values.CidrIpv6
-            or values.PrefixListId
-            or values.ReferencedGroupId,
-            description=values.Description,
+            values.text("IpProtocol"),
+            ports=(values.integer("FromPort"), values.integer("ToPort")),
+            peer=values.text("CidrIpv4")
+            or values.text("CidrIpv6")
+            or values.text("PrefixListId")
+            or values.text("ReferencedGroupId"),
+            description=values.text("Description"),
         )
         if rule is not None:
-            yield replace(rule, rule_id=update.SecurityGroupRuleId)
+            yield replace(rule, rule_id=update.text("SecurityGroupRuleId"))
 
 
 def _requested(
@@ -668,13 +529,19 @@ def _key(rule: RequestedRule, match_peer: str | None) -> _RuleMatch:
     return (rule.protocol, rule.from_port, rule.to_port, match_peer)
 
 
-def _response_key(rule: _SecurityGroupRule) -> _RuleMatch:
-    protocol = _protocol(rule.ipProtocol)
-    referenced = rule.referencedGroupInfo.groupId if rule.referencedGroupInfo else None
-    peer = rule.cidrIpv4 or rule.cidrIpv6 or rule.prefixListId or referenced
+def _response_key(rule: _Wire) -> _RuleMatch:
+    """The match key of a rule in ``securityGroupRuleSet``, to find a requested rule's id."""
+    protocol = _protocol(rule.text("ipProtocol"))
+    referenced = rule.view("referencedGroupInfo")
+    peer = (
+        rule.text("cidrIpv4")
+        or rule.text("cidrIpv6")
+        or rule.text("prefixListId")
+        or (referenced.text("groupId") if referenced is not None else None)
+    )
     if protocol == "all":
         return (protocol, None, None, peer)
-    return (protocol, rule.fromPort, rule.toPort, peer)
+    return (protocol, rule.integer("fromPort"), rule.integer("toPort"), peer)
 
 
 def _protocol(value: str | None) -> str | None:
@@ -687,26 +554,28 @@ def _protocol(value: str | None) -> str | None:
         return text
 
 
-def _tags(params: _RequestParameters) -> tuple[tuple[str, str | None], ...]:
+def _tags(params: _Wire) -> tuple[tuple[str, str | None], ...]:
     """CreateTags/DeleteTags ``tagSet``, or the group's tags in CreateSecurityGroup."""
-    tags = list(params.tagSet)
-    for spec in params.tagSpecificationSet:
-        if spec.resourceType in (None, _SECURITY_GROUP_RESOURCE):
-            tags += spec.tags
-    return tuple((tag.key, tag.value) for tag in tags if tag.key is not None)
+    tags = list(params.views("tagSet"))
+    for spec in params.views("tagSpecificationSet"):
+        if spec.text("resourceType") in (None, _SECURITY_GROUP_RESOURCE):
+            tags += spec.views("tags")
+    pairs = ((tag.text("key"), tag.text("value")) for tag in tags)
+    return tuple((key, value) for key, value in pairs if key is not None)
 
 
-def _actor(record: _CloudTrailRecord) -> Actor:
-    identity = record.userIdentity or _UserIdentity()
-    context = identity.sessionContext or _SessionContext()
-    issuer = context.sessionIssuer or _SessionIssuer()
+def _actor(record: _Wire) -> Actor:
+    # The lower-case spellings appear in records re-emitted by SIEM normalisers.
+    identity = record.view("userIdentity") or _ABSENT
+    context = identity.view("sessionContext", "sessioncontext") or _ABSENT
+    issuer = context.view("sessionIssuer", "sessionissuer") or _ABSENT
     return Actor(
-        arn=identity.arn,
-        type=identity.type,
-        session_issuer_arn=issuer.arn,
-        source_ip=record.sourceIPAddress,
-        user_agent=record.userAgent,
-        invoked_by=identity.invokedBy,
+        arn=identity.text("arn"),
+        type=identity.text("type"),
+        session_issuer_arn=issuer.text("arn"),
+        source_ip=record.text("sourceIPAddress"),
+        user_agent=record.text("userAgent"),
+        invoked_by=identity.text("invokedBy", "invokedby"),
     )
 
 
@@ -717,15 +586,6 @@ def _is_group_id(value: str | None) -> bool:
 
 def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value for value in values if value))
-
-
-def _validate(model: type[_M], raw: object) -> _M | None:
-    if not isinstance(raw, dict):
-        return None
-    try:
-        return model.model_validate(raw)
-    except ValidationError:
-        return None
 
 
 def _reason(kind: str, detail: str | None) -> str:

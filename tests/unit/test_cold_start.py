@@ -9,7 +9,7 @@ import sys
 PROBE = """
 import json, sys
 from reconciler.lambda_handler import handler
-heavy = ("boto3", "botocore", "yaml", "reconciler.responder")
+heavy = ("boto3", "botocore", "yaml", "pydantic", "pydantic_core", "reconciler.responder")
 at_import = sorted(m for m in heavy if m in sys.modules)
 summary = handler({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}, None)
 after_ignored = sorted(m for m in heavy if m in sys.modules)
@@ -18,7 +18,7 @@ print(json.dumps({"at_import": at_import, "after_ignored": after_ignored, "summa
 
 
 def test_import_and_an_ignored_event_load_neither_boto3_nor_the_policies() -> None:
-    """Importing the handler and skipping an unrelated event never imports boto3 or yaml."""
+    """Importing the handler and skipping an unrelated event imports no boto3, yaml or pydantic."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE],
         capture_output=True,
