@@ -16,7 +16,7 @@ they are installed (structlog picks up ``rich``, c7n ``aws_xray_sdk``). A third 
 
 from __future__ import annotations
 
-__all__ = ["measure_imports"]
+__all__ = ["hidden_outside_requirements", "measure_imports"]
 
 import re
 import statistics
@@ -117,9 +117,19 @@ def _wall(module: str, hidden: list[str]) -> float:
     return float(_python(["-c", _TIMED.format(hidden=hidden, module=module)]).stdout.strip())
 
 
+def _startup() -> set[str]:
+    return {name for _, _, name in _parse(_python(["-X", "importtime", "-c", "pass"]).stderr)}
+
+
+def hidden_outside_requirements(modules: dict[str, tuple[str, str]]) -> dict[str, list[str]]:
+    """For each label -> (module, distribution): what to hide to import it as deployed."""
+    startup = _startup()
+    return {label: _hidden(module, dist, startup) for label, (module, dist) in modules.items()}
+
+
 def measure_imports(modules: dict[str, tuple[str, str]], runs: int) -> dict[str, Any]:
     """Import each module (label -> (dotted name, distribution)) in fresh interpreters."""
-    startup = {name for _, _, name in _parse(_python(["-X", "importtime", "-c", "pass"]).stderr)}
+    startup = _startup()
     results: dict[str, Any] = {}
     for label, (module, dist) in modules.items():
         _python(["-c", f"import {module}"])  # warm-up: compile .pyc files once

@@ -3,7 +3,7 @@
 Usage (from the repository root, in the bench venv that also holds Cloud Custodian)::
 
     make bench
-    .venv-bench/bin/python -m benchmarks.run [--runs 3] [--only calls c7n throttle planner imports]
+    .venv-bench/bin/python -m benchmarks.run [--runs 3] [--only calls c7n ... cold_start]
 
 Measurements (each module's docstring says exactly how):
 
@@ -12,6 +12,7 @@ Measurements (each module's docstring says exactly how):
 3. ``throttle`` time to converge and failed revokes behind AWS-like token buckets
 4. ``planner``  planner CPU time and peak memory at 30,000 and 300,000 rules
 5. ``imports``  Lambda handler import time vs ``c7n.handler``
+6. ``cold_start`` handler import + first event handled, vs c7n's Lambda handler (informational)
 
 Everything talks to a moto_server this program starts on 127.0.0.1 (and stops, even on
 failure); proxies in the environment point at a dead loopback port so nothing can leave the
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.calls import measure_calls
+from benchmarks.cold_start import measure_cold_start
 from benchmarks.import_time import measure_imports
 from benchmarks.planner_scale import measure_planner
 from benchmarks.report import machine_info, render_markdown, render_summary, verdicts
@@ -46,7 +48,7 @@ from benchmarks.versus_c7n import measure_versus_c7n
 from benchmarks.world import WorldSpec
 
 HERE = Path(__file__).resolve().parent
-MEASUREMENTS = ("calls", "c7n", "throttle", "planner", "imports")
+MEASUREMENTS = ("calls", "c7n", "throttle", "planner", "imports", "cold_start")
 
 # Sizes (see RESULTS.md for why): the README's 200-group case, a multi-page one with egress
 # drift too (run once: its counts are deterministic and moto is slow at that size), the
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     measured = results["measurements"]
     wanted = set(args.only)
-    if wanted & {"calls", "c7n", "throttle"}:
+    if wanted & {"calls", "c7n", "throttle", "cold_start"}:
         with MotoServer() as server:
             if "calls" in wanted:
                 measured["calls"] = _guarded("calls", lambda: _calls(server, args.runs))
@@ -153,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
                     lambda: measure_throttling(
                         server, THROTTLE_WORLD, args.runs, with_c7n=c7n_available()
                     ),
+                )
+            if "cold_start" in wanted:
+                measured["cold_start"] = _guarded(
+                    "cold_start",
+                    lambda: measure_cold_start(server, max(5, args.runs), with_c7n=c7n_available()),
                 )
     if "planner" in wanted:
         measured["planner"] = _guarded("planner", lambda: measure_planner(args.runs))
