@@ -219,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
         policies=False,
         region_help="only rules journaled in this region; repeat for several (default: all)",
     )
+    _accounts_option(
+        restore,
+        "restore each rule in the account it was journaled in, assuming the file's role there"
+        " (the caller's own account uses the caller's credentials); without it, rules"
+        " journaled in another account fail and name this option",
+    )
+    restore.add_argument(
+        "--role-name",
+        metavar="NAME",
+        help="with --accounts: assume this role in every account instead of the file's (the"
+        " member role may not authorize; e.g. OrganizationAccountAccessRole)",
+    )
 
     handle = sub.add_parser(
         "handle-event",
@@ -694,11 +706,17 @@ def cmd_restore(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: 
     except ValueError as exc:
         print(f"error: --since {exc}", file=err)
         return EXIT_ERROR
+    if args.role_name and args.accounts is None:
+        print("error: --role-name needs --accounts FILE", file=err)
+        return EXIT_ERROR
     session = aws.session()
     clients = AwsClients(session, aws.endpoint_url)
+    home_region = (aws.regions or (session.region_name,))[0] or "us-east-1"
+    ec2_in = _journal_accounts(args.accounts, args.role_name, clients, home_region, err)
+    if ec2_in is None:
+        return EXIT_ERROR
     try:
-        s3_region = (aws.regions or (session.region_name,))[0]
-        s3 = clients.s3(s3_region) if parse_s3_source(args.journal) else None
+        s3 = clients.s3(home_region) if parse_s3_source(args.journal) else None
         entries = read_entries(args.journal, s3=s3)
     except JournalReadError as exc:
         for problem in exc.problems:
@@ -707,7 +725,7 @@ def cmd_restore(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: 
         return EXIT_ERROR
     report = restore(
         entries,
-        clients.ec2,
+        ec2_in,
         since=since,
         regions=aws.regions,
         group_ids=args.group_id,
@@ -724,6 +742,69 @@ def cmd_restore(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: 
         )
     print(render_restore(report, dry_run=args.dry_run), file=out)
     return EXIT_ERROR if report.failed else EXIT_OK
+
+
+def _journal_accounts(
+    path: Path | None, role_name: str | None, base: AwsClients, region: str, err: TextIO
+) -> Callable[[str | None, str], EC2Client] | None:
+    """EC2 clients in the account a journal entry names, or None after printing why not.
+
+    An entry without an account (a single-account run) and one of the caller's own account
+    use the caller's credentials. Any other account needs ``path``: its role is assumed
+    there. What cannot be reached raises AccountUnreachable, which fails only its rules.
+    """
+    import functools  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from reconciler.adapters.accounts import MemberAccounts  # noqa: PLC0415
+    from reconciler.core.accounts import with_role  # noqa: PLC0415
+    from reconciler.restore import AccountUnreachable  # noqa: PLC0415
+
+    members = None
+    if path is not None:
+        accounts = load_accounts_or_report(path, err)
+        if accounts is None:
+            return None
+        if role_name:
+            try:
+                accounts = with_role(accounts, role_name)
+            except ValueError:
+                print(f"error: --role-name {role_name!r} is not an IAM role name", file=err)
+                return None
+        members = MemberAccounts(accounts, base, run_id=uuid.uuid4().hex, sts_region=region)
+
+    @functools.cache
+    def own_account() -> str:
+        try:
+            account: str = base.sts(region).get_caller_identity()["Account"]
+        except (ClientError, BotoCoreError) as exc:
+            raise AccountUnreachable(
+                f"cannot tell which account the credentials act in: {exc}"
+            ) from exc
+        return account
+
+    def ec2_in(account: str | None, entry_region: str) -> EC2Client:
+        if account is None or account == own_account():
+            return base.ec2(entry_region)
+        if members is None:
+            raise AccountUnreachable(
+                f"journaled in account {account}, but the credentials act in {own_account()};"
+                " pass --accounts FILE to restore it through a role there"
+            )
+        try:
+            target = members.target(account)
+        except (ClientError, BotoCoreError) as exc:
+            raise AccountUnreachable(f"cannot resolve the accounts file: {exc}") from exc
+        if target is None:
+            raise AccountUnreachable(f"account {account} is not in {path}")
+        try:
+            return members.clients(target).ec2(entry_region)
+        except (ClientError, BotoCoreError) as exc:
+            raise AccountUnreachable(f"cannot assume {target.role_arn}: {exc}") from exc
+
+    return ec2_in
 
 
 def cmd_schema(*, out: TextIO) -> int:

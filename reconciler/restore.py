@@ -3,13 +3,16 @@
 Restoring is an operator's action, run from the CLI with the operator's credentials: it
 needs ``ec2:AuthorizeSecurityGroupIngress``/``Egress`` (``RESTORE_PERMISSIONS``), which the
 Lambda's role must not have. It is idempotent: a rule that is already there
-(``InvalidPermission.Duplicate``) is reported ``already_present``.
+(``InvalidPermission.Duplicate``) is reported ``already_present``. A rule is restored in the
+account its entry was journaled in: the caller names how to reach each account, and an
+account it cannot reach fails that account's rules, not the others.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "RESTORE_PERMISSIONS",
+    "AccountUnreachable",
     "RestoreOutcome",
     "RestoreReport",
     "RestoreStatus",
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from reconciler.adapters.ec2 import RuleAuthorizer
+from reconciler.core.errors import ReconcilerError
 from reconciler.core.journal import JournalEntry, select_restorable
 from reconciler.core.rules import Direction, RuleKey
 
@@ -41,6 +45,10 @@ RESTORE_PERMISSIONS = frozenset(
 
 _DUPLICATE = "InvalidPermission.Duplicate"
 _GROUP_GONE = frozenset({"InvalidGroup.NotFound", "InvalidGroupId.NotFound"})
+
+
+class AccountUnreachable(ReconcilerError):
+    """The clients of a journaled account cannot be had; the message says why and what to do."""
 
 
 class RestoreStatus(StrEnum):
@@ -65,6 +73,7 @@ class RestoreOutcome:
         """The entry's rule fields with ``status`` (and ``error``)."""
         entry = self.entry
         return {
+            "account": entry.account,
             "region": entry.region,
             "group_id": entry.group_id,
             "rule_id": entry.rule_id,
@@ -104,7 +113,7 @@ class RestoreReport:
 
 def restore(
     entries: Iterable[JournalEntry],
-    clients: Callable[[str], EC2Client],
+    clients: Callable[[str | None, str], EC2Client],
     *,
     since: datetime | None = None,
     regions: Collection[str] = (),
@@ -115,9 +124,11 @@ def restore(
 ) -> RestoreReport:
     """Re-authorize the journaled revokes the filters select; one call per group and direction.
 
-    Each rule goes back with ``ip_permission(key, description)``. A batch that hits a
-    duplicate (or a missing group, which may be a referenced peer) is retried one rule at
-    a time, so the others still go in. ``dry_run`` selects and reports without any call.
+    ``clients(account, region)`` gives an EC2 client acting in the entry's account (None:
+    the entry names none, so the caller's own) or raises AccountUnreachable. Each rule goes
+    back with ``ip_permission(key, description)``. A batch that hits a duplicate (or a
+    missing group, which may be a referenced peer) is retried one rule at a time, so the
+    others still go in. ``dry_run`` selects and reports without any call.
     """
     selection = select_restorable(
         entries,
@@ -128,14 +139,19 @@ def restore(
         include_unconfirmed=include_unconfirmed,
     )
     outcomes: list[RestoreOutcome] = []
-    batches: dict[tuple[str, str, str], list[JournalEntry]] = defaultdict(list)
+    batches: dict[tuple[str | None, str, str, str], list[JournalEntry]] = defaultdict(list)
     for entry in selection.entries:
-        batches[(entry.region, entry.group_id, entry.direction)].append(entry)
-    for (region, group_id, direction), batch in batches.items():
+        batches[(entry.account, entry.region, entry.group_id, entry.direction)].append(entry)
+    for (account, region, group_id, direction), batch in batches.items():
         if dry_run:
             done = [RestoreOutcome(e, RestoreStatus.PLANNED) for e in batch]
         else:
-            done = _authorize(clients(region), group_id, Direction(direction), batch)
+            try:
+                client = clients(account, region)
+            except AccountUnreachable as exc:
+                done = [RestoreOutcome(e, RestoreStatus.FAILED, str(exc)) for e in batch]
+            else:
+                done = _authorize(client, group_id, Direction(direction), batch)
         for outcome in done:
             _log_restore(outcome)
         outcomes += done
@@ -173,6 +189,7 @@ def _log_restore(outcome: RestoreOutcome) -> None:
     event = log.error if failed else log.info
     event(
         "restore",
+        account=entry.account,
         region=entry.region,
         group_id=entry.group_id,
         rule_id=entry.rule_id,
@@ -194,15 +211,16 @@ def _rule_line(outcome: RestoreOutcome, *, dry_run: bool) -> str:
 def render_restore(report: RestoreReport, *, dry_run: bool) -> str:
     """Text for people: a line per group, a line per rule, then one summary line."""
     lines: list[str] = []
-    current: tuple[str, str] | None = None
+    current: tuple[str | None, str, str] | None = None
     for outcome in report.outcomes:
-        group = (outcome.entry.region, outcome.entry.group_id)
+        group = (outcome.entry.account, outcome.entry.region, outcome.entry.group_id)
         if group != current:
-            lines.append(f"{group[0]} {group[1]}")
+            # The account leads the heading when the journal names one, as in plan --accounts.
+            lines.append(" ".join(part for part in group if part))
             current = group
         lines.append(_rule_line(outcome, dry_run=dry_run))
     total = len(report.outcomes)
-    groups = len({(o.entry.region, o.entry.group_id) for o in report.outcomes})
+    groups = len({(o.entry.account, o.entry.region, o.entry.group_id) for o in report.outcomes})
     if not total:
         lines.append("Nothing to restore: no revoked rule in the journal matches.")
     elif dry_run:

@@ -27,6 +27,7 @@ __all__ = [
     "role_arn",
     "session_name",
     "targets_of",
+    "with_role",
 ]
 
 import re
@@ -165,6 +166,14 @@ def partition_of(arn: str | None) -> str:
 def role_arn(account_id: str, role_name: str, partition: str = "aws") -> str:
     """The ARN of a role (without a path) in an account."""
     return f"arn:{partition}:iam::{account_id}:role/{role_name}"
+
+
+def with_role(accounts: AccountsFile, role_name: str) -> AccountsFile:
+    """The same accounts, every one reached through ``role_name`` (ValueError if invalid)."""
+    raw = accounts.model_dump()
+    raw["role_name"] = role_name
+    raw["accounts"] = [{**entry, "role_name": None} for entry in raw["accounts"]]
+    return AccountsFile.model_validate(raw)
 
 
 def session_name(run_id: str) -> str:

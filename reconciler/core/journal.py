@@ -139,9 +139,9 @@ class JournalEntry:
         return parse_time(self.time)
 
     @property
-    def rule_identity(self) -> tuple[str, str, RuleKey]:
-        """(region, group id, rule key): two entries with equal identity name the same rule."""
-        return (self.region, self.group_id, self.key)
+    def rule_identity(self) -> tuple[str, str, str, RuleKey]:
+        """(account, region, group id, rule key): equal identities name the same rule."""
+        return (self.account or "", self.region, self.group_id, self.key)
 
 
 _REQUIRED = (
@@ -202,7 +202,9 @@ def select_restorable(
     """
     every = list(entries)
     with_outcome = {
-        (e.run_id, e.region, e.group_id, e.rule_id) for e in every if e.phase == "outcome"
+        (e.run_id, e.account, e.region, e.group_id, e.rule_id)
+        for e in every
+        if e.phase == "outcome"
     }
 
     def wanted(entry: JournalEntry) -> bool:
@@ -218,11 +220,11 @@ def select_restorable(
         e
         for e in every
         if e.phase == "intent"
-        and (e.run_id, e.region, e.group_id, e.rule_id) not in with_outcome
+        and (e.run_id, e.account, e.region, e.group_id, e.rule_id) not in with_outcome
         and wanted(e)
     ]
     chosen = confirmed + (unconfirmed if include_unconfirmed else [])
-    latest: dict[tuple[str, str, RuleKey], JournalEntry] = {}
+    latest: dict[tuple[str, str, str, RuleKey], JournalEntry] = {}
     for entry in sorted(chosen, key=lambda e: e.parsed_time):
         latest[entry.rule_identity] = entry
     ordered = tuple(sorted(latest.values(), key=_rule_order))
@@ -233,9 +235,10 @@ def select_restorable(
     )
 
 
-def _rule_order(entry: JournalEntry) -> tuple[str, str, str, str, int, int, str]:
-    """Deterministic order: by region, group, direction, protocol, ports, peer."""
+def _rule_order(entry: JournalEntry) -> tuple[str, str, str, str, str, int, int, str]:
+    """Deterministic order: by account, region, group, direction, protocol, ports, peer."""
     return (
+        entry.account or "",
         entry.region,
         entry.group_id,
         entry.direction,

@@ -27,7 +27,7 @@ import boto3
 import pytest
 
 from reconciler.adapters.accounts import load_accounts
-from reconciler.cli import AwsOptions, _hub_parameters, cmd_reconcile
+from reconciler.cli import AwsOptions, _hub_parameters, cmd_reconcile, main
 from reconciler.core.errors import PolicyError
 from reconciler.core.rules import Direction, RuleKey
 from reconciler.deploy.package import ACCOUNTS_ENTRY, build_package
@@ -320,6 +320,87 @@ def test_organizations_discovery_reaches_active_accounts_except_the_excluded(
 
 
 # --- the hub Lambda --------------------------------------------------------------------------
+
+
+def _restore(journal: Path, *extra: str) -> int:
+    """``sg-reconciler restore`` with the default credentials: an operator in the hub account."""
+    return main(["restore", "--journal", str(journal), "--region", REGION, *extra])
+
+
+def test_restore_puts_each_rule_back_in_the_account_it_was_journaled_in(
+    estate: Estate, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --accounts only the caller's account is restored and the others say how;
+    with --accounts each member's rules go back through a role assumed there."""
+    estate.accounts.write_text(ACCOUNTS.rsplit("  - {id", 1)[0], encoding="utf-8")
+    journal = tmp_path / "journal.jsonl"
+    assert run_cli(estate, apply=True, journal=journal)[0] == 0
+    assert all(estate.live(a) == {KEEP} for a in (HUB, PROD, STAGING))
+    capsys.readouterr()
+
+    assert _restore(journal) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert (estate.live(HUB), estate.live(PROD), estate.live(STAGING)) == (
+        {KEEP, DRIFT},
+        {KEEP},
+        {KEEP},
+    )
+    rule = "ingress tcp 22 from 0.0.0.0/0 (no description) => failed: journaled in account"
+    for member in (PROD, STAGING):
+        at = out.index(f"{member} {REGION} {estate.groups[member]}")
+        assert out[at + 1].endswith(
+            f"{rule} {member}, but the credentials act in {HUB}; pass --accounts FILE to"
+            " restore it through a role there"
+        )
+    assert (
+        out[-1]
+        == "Restore: 1 restored, 0 already present, 0 group gone, 2 failed (3 rules in 3 groups)."
+    )
+
+    # The member role may not authorize; an operator names a role that may.
+    assert _restore(journal, "--accounts", str(estate.accounts), "--role-name", "operator") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert all(estate.live(a) == {KEEP, DRIFT} for a in (HUB, PROD, STAGING))
+    assert out[-1] == (
+        "Restore: 2 restored, 1 already present, 0 group gone, 0 failed (3 rules in 3 groups)."
+    )
+
+
+def test_restore_fails_only_the_rules_of_an_account_the_file_does_not_reach(
+    estate: Estate, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journaled account missing from the accounts file fails its rules; others go back."""
+    estate.accounts.write_text(ACCOUNTS.rsplit("  - {id", 1)[0], encoding="utf-8")
+    journal = tmp_path / "journal.jsonl"
+    assert run_cli(estate, apply=True, journal=journal)[0] == 0
+    only_prod = tmp_path / "prod-only.yaml"
+    only_prod.write_text(
+        f'role_name: operator\nregions: [{REGION}]\naccounts:\n  - {{id: "{PROD}"}}\n',
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert _restore(journal, "--accounts", str(only_prod)) == 1
+    out = capsys.readouterr().out
+    assert f"=> failed: account {STAGING} is not in {only_prod}" in out
+    assert (estate.live(HUB), estate.live(PROD), estate.live(STAGING)) == (
+        {KEEP, DRIFT},
+        {KEEP, DRIFT},
+        {KEEP},
+    )
+
+
+def test_restore_role_name_needs_accounts_and_must_be_a_role_name(
+    estate: Estate, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--role-name alone, or an invalid one, is a one-line error and restores nothing."""
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text("", encoding="utf-8")
+    assert _restore(journal, "--role-name", "operator") == 1
+    assert capsys.readouterr().err.splitlines()[-1] == "error: --role-name needs --accounts FILE"
+    assert _restore(journal, "--accounts", str(estate.accounts), "--role-name", "no spaces") == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: --role-name 'no spaces' is not an IAM role name"
+    )
 
 
 @pytest.fixture

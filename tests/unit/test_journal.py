@@ -197,6 +197,15 @@ def test_a_rule_revoked_twice_is_restored_once_with_its_latest_description() -> 
     assert selection.runs == 1
 
 
+def test_the_same_rule_journaled_in_two_accounts_is_two_rules_ordered_by_account() -> None:
+    """A hub's journal names the account: equal group ids in two accounts are not merged."""
+    here = replace(_entry(), account="222222222222")
+    there = replace(_entry(), account="111111111111")
+    assert select_restorable([here, there]).entries == (there, here)
+    intent = replace(_entry("intent"), account="333333333333")
+    assert select_restorable([here, there, intent]).unconfirmed == (intent,)
+
+
 def test_intents_without_an_outcome_are_listed_and_restored_only_when_asked() -> None:
     """An interrupted run's intents are reported as unconfirmed; the flag includes them."""
     done = [_entry("intent", run_id="a"), _entry(run_id="a")]
@@ -319,16 +328,24 @@ def test_restore_text_has_a_line_per_group_and_rule_and_a_summary() -> None:
                 RestoreStatus.GROUP_GONE,
                 "InvalidGroup.NotFound: gone",
             ),
+            RestoreOutcome(
+                replace(_entry(group=DB, rule_id="sgr-4"), account=None), RestoreStatus.RESTORED
+            ),
         )
     )
+    account = _entry().account
+    assert account is not None
     assert render_restore(report, dry_run=False).splitlines() == [
-        f"us-east-1 {WEB}",
+        f"{account} us-east-1 {WEB}",
         "  + restore sgr-1 ingress tcp 22 from 0.0.0.0/0 (temp ssh) => restored",
         "  + restore sgr-2 egress all to ::/0 (no description) => already_present",
-        f"us-east-1 {DB}",
+        f"{account} us-east-1 {DB}",
         "  + restore sgr-3 ingress tcp 22 from 0.0.0.0/0 (temp ssh) => group_gone:"
         " InvalidGroup.NotFound: gone",
-        "Restore: 1 restored, 1 already present, 1 group gone, 0 failed (3 rules in 2 groups).",
+        # A single-account run journals no account: the heading is region and group.
+        f"us-east-1 {DB}",
+        "  + restore sgr-4 ingress tcp 22 from 0.0.0.0/0 (temp ssh) => restored",
+        "Restore: 2 restored, 1 already present, 1 group gone, 0 failed (4 rules in 3 groups).",
     ]
     assert report.failed
     assert render_restore(RestoreReport(outcomes=()), dry_run=False) == (
