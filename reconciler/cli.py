@@ -413,7 +413,7 @@ def cmd_validate(policies: Path, *, out: TextIO, err: TextIO) -> int:
     if baseline is None:
         return EXIT_ERROR
     files = len(set(baseline.sources.values()))
-    for warning in expiry_warnings(baseline, datetime.now(UTC)):
+    for warning in expiry_warnings(baseline, datetime.now(UTC)) + inert_warnings(baseline):
         print(warning, file=err)
     print(f"OK: {len(baseline.policies)} policies in {files} files", file=out)
     return EXIT_OK
@@ -434,6 +434,21 @@ def expiry_warnings(baseline: Baseline, now: datetime) -> list[str]:
             f"warning: {where}: policy {policy.name} exceptions[{index}] expires"
             f" {exception.expires.isoformat()} (in {days:.1f} days; the rule is revoked then):"
             f" {exception.reason}"
+        )
+    return out
+
+
+def inert_warnings(baseline: Baseline) -> list[str]:
+    """One line per egress exception of a policy that does not manage egress (it does nothing)."""
+    out = []
+    for policy, index, _ in baseline.inert_exceptions():
+        source = baseline.sources.get(policy.name, "?")
+        line = baseline.locations.get((policy.name, "exceptions", index))
+        where = f"{source}:{line}" if line is not None else source
+        out.append(
+            f"warning: {where}: policy {policy.name} exceptions[{index}] is an egress exception"
+            " (to:), but the policy leaves egress unmanaged, so it changes nothing; list the"
+            " allowed egress rules under egress:, or remove it"
         )
     return out
 

@@ -568,6 +568,15 @@ class Baseline:
             if now < exception.expires <= now + within
         ]
 
+    def inert_exceptions(self) -> list[tuple[GroupPolicy, int, RuleException]]:
+        """Egress exceptions (``to:``) of policies that leave egress unmanaged: no effect."""
+        return [
+            (policy, index, exception)
+            for policy in self.policies
+            for index, exception in enumerate(policy.exceptions)
+            if exception.to is not None and policy.egress is None
+        ]
+
     def by_name(self, name: str) -> GroupPolicy:
         """The policy with this name (KeyError if none)."""
         for policy in self.policies:

@@ -331,6 +331,29 @@ def test_validate_warns_about_an_exception_expiring_within_7_days(
     assert re.fullmatch(pattern, warning), warning
 
 
+def test_validate_warns_about_an_egress_exception_on_a_policy_with_unmanaged_egress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An egress exception where egress is unmanaged would do nothing: one warning, exit 0."""
+    policies = write_policies(
+        tmp_path / "p",
+        with_exceptions(
+            "{protocol: tcp, ports: 8080, from: 203.0.113.7/32, expires: 2099-01-01T00:00:00Z,"
+            " reason: vendor}",
+            "{protocol: tcp, ports: 9000, to: 198.51.100.0/24, expires: 2099-01-01T00:00:00Z,"
+            " reason: backup target}",
+        ),
+    )
+    assert main(["validate", "--policies", str(policies)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "OK: 1 policies in 1 files\n"
+    assert err.splitlines() == [
+        f"warning: {policies / 'policies.yaml'}:9: policy web exceptions[1] is an egress"
+        " exception (to:), but the policy leaves egress unmanaged, so it changes nothing; list"
+        " the allowed egress rules under egress:, or remove it"
+    ]
+
+
 def test_an_unexpired_exception_keeps_its_rule_and_an_expired_one_is_revoked(
     tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
