@@ -25,6 +25,7 @@ from reconciler.adapters.notify import (
     Notification,
     SnsNotifier,
     drift_notice,
+    journal_notice,
     run_notice,
     untracked_notice,
 )
@@ -128,9 +129,18 @@ class Responder:
         finally:
             # Written even when the run broke off: what was revoked before is recorded.
             error = journal.close()
-        # The revokes have happened either way: a journal that S3 refused is an error
-        # to report (every entry is in the log), not a reason to fail the run.
-        return summary if error is None else replace(summary, errors=(*summary.errors, error))
+        if error is None:
+            return summary
+        # The revokes have happened either way: a journal that S3 refused is an error to
+        # report, and to tell the operators about (every entry is in the log), not a reason
+        # to fail the run and have Lambda retry revokes that are done.
+        notice = journal_notice(error, context)
+        sent = self._publish([notice])
+        return replace(
+            summary,
+            errors=(*summary.errors, error, *sent),
+            notifications=(*summary.notifications, notice),
+        )
 
     # --- journal ---------------------------------------------------------------------------
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["Notification", "SnsNotifier", "drift_notice", "run_notice", "untracked_notice"]
+__all__ = [
+    "Notification",
+    "SnsNotifier",
+    "drift_notice",
+    "journal_notice",
+    "run_notice",
+    "untracked_notice",
+]
 
 import json
 from collections.abc import Sequence
@@ -18,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
     from reconciler.adapters.events import ApiCall
+    from reconciler.core.journal import RunContext
 
 log = structlog.get_logger("reconciler.notify")
 
@@ -115,6 +123,30 @@ def untracked_notice(call: ApiCall, group_ids: Sequence[str], left: str) -> Noti
             f" {', '.join(group_ids)}: policy {left} no longer governs it.",
             "Nothing was reverted. If this was not intended, restore the tag;"
             " the next run will then reconcile the group.",
+            "",
+            json.dumps(facts, indent=2, sort_keys=True),
+        ]
+    )
+    return Notification(subject=subject, body=body, facts=facts)
+
+
+def journal_notice(error: str, context: RunContext) -> Notification:
+    """A run's journal object could not be written: its entries are only in the log."""
+    subject = _subject(f"sg-reconciler WARNING: journal of run {context.run_id} not in S3")
+    facts = {
+        "verdict": "JOURNAL NOT WRITTEN",
+        "run_id": context.run_id,
+        "trigger": context.trigger,
+        "started": context.time,
+        "error": error,
+    }
+    body = "\n".join(
+        [
+            f"The journal of run {context.run_id} ({context.trigger}, started {context.time})"
+            f" could not be written to S3: {error}",
+            "Its revokes happened, and every journal entry is in the function's log (lines"
+            f' with "event": "journal" and "run_id": "{context.run_id}"). To undo them, restore'
+            ' from the log (README, "Undo", "From the log").',
             "",
             json.dumps(facts, indent=2, sort_keys=True),
         ]

@@ -460,10 +460,12 @@ def test_with_sns_and_s3_down_revokes_still_happen_are_logged_and_reported(
         summary, failed = run_event(load_event("synthetic__scheduled_event"), responder)
     assert not failed
     assert sorted(summary["revoked"]) == sorted(scene.drift_ids)
-    assert faults.injected == {"Publish": ATTEMPTS, "PutObject": ATTEMPTS}
-    notify, journal = sorted(summary["errors"])
+    # Two notices (the run's, then the one saying its journal is only in the log).
+    assert faults.injected == {"Publish": 2 * ATTEMPTS, "PutObject": ATTEMPTS}
+    notify, notify_journal, journal = sorted(summary["errors"])
     assert journal.startswith(f"journal: cannot write s3://{BUCKET}/journal/")
     assert notify.startswith(f"cannot publish to {topic}")
+    assert notify_journal == notify
     assert "ServiceUnavailable" in journal
     assert "ServiceUnavailable" in notify
     logged = [

@@ -326,10 +326,20 @@ def test_an_event_run_records_the_call_and_its_actor(
 def test_with_the_bucket_gone_revokes_still_happen_are_logged_and_the_error_is_reported(
     world: World, session: boto3.Session, policies: Path
 ) -> None:
-    """S3 unavailable: the rule is revoked, every entry is in the log, errors says why."""
+    """S3 unavailable: the rule is revoked, every entry is in the log, errors says why, and
+    the operators get a notice naming the run whose entries are only in the log."""
     group = world.group("web", {"team": "web"}, [KEEP, SSH])
+    sns, sqs = session.client("sns"), session.client("sqs")
+    topic = sns.create_topic(Name="sg-reconciler")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
     responder = build_responder(
-        _lambda_env(policies, SG_RECONCILER_JOURNAL_BUCKET="no-such-journal-bucket"),
+        _lambda_env(
+            policies,
+            SG_RECONCILER_JOURNAL_BUCKET="no-such-journal-bucket",
+            SG_RECONCILER_TOPIC_ARN=topic,
+        ),
         session=session,
     )
     with capture_logs() as logs:
@@ -346,6 +356,15 @@ def test_with_the_bucket_gone_revokes_still_happen_are_logged_and_the_error_is_r
         ("outcome", summary["revoked"][0]),
     ]
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["journal_unavailable"]
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    notices = {json.loads(m["Body"])["Subject"]: json.loads(m["Body"]) for m in received}
+    run_id = journaled[0]["run_id"]
+    notice = notices[f"sg-reconciler WARNING: journal of run {run_id} not in S3"]
+    assert notice["Message"].startswith(
+        f"The journal of run {run_id} (schedule, started {journaled[0]['time']}) could not be"
+        f" written to S3: {error}"
+    )
+    assert f'"run_id": "{run_id}"' in notice["Message"]
 
 
 def test_without_a_bucket_the_journal_is_the_log(
