@@ -33,7 +33,13 @@ from reconciler.core.journal import RunContext
 from reconciler.core.plan import Action, Outcome, Plan, Status
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.rules import Direction, ObservedGroup
-from reconciler.service import RunResult, apply_plan, reconcile, reconcile_accounts
+from reconciler.service import (
+    RunResult,
+    apply_plan,
+    reconcile,
+    reconcile_accounts,
+    revoked_with_errors,
+)
 from reconciler.summary import TriggerKind, TriggerSummary, ignored
 
 if TYPE_CHECKING:
@@ -330,7 +336,7 @@ class Responder:
             call.event_name,
             tuple(g.group_id for g in groups),
             outcomes,
-            errors=tuple(str(p) for p in plan.problems),
+            errors=(*(str(p) for p in plan.problems), *revoked_with_errors(outcomes)),
             failed=any(o.status is Status.FAILED for o in outcomes),
             notices=notices,
         )

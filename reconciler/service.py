@@ -13,6 +13,7 @@ __all__ = [
     "plan_regions",
     "reconcile",
     "reconcile_accounts",
+    "revoked_with_errors",
 ]
 
 import threading
@@ -21,7 +22,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,7 +35,7 @@ from reconciler.core.journal import JournalEntry, Phase, RunContext
 from reconciler.core.plan import Action, Change, Outcome, Plan, Status
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.policy import Baseline
-from reconciler.core.rules import Direction, ObservedGroup, RuleKey
+from reconciler.core.rules import Direction, ObservedGroup, ObservedRule, RuleKey
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -232,7 +233,54 @@ def _revoke(
     status.update((rule_id, (Status.REVOKED, None)) for rule_id in result.revoked)
     status.update((rule_id, (Status.ALREADY_ABSENT, None)) for rule_id in result.absent)
     status.update((rule_id, (Status.FAILED, error)) for rule_id, error in result.failed)
-    return [Outcome(c, *status[c.rule_id or ""]) for c in changes]
+    removed = {rule.rule_id: rule for rule in result.removed}
+    outcomes = []
+    for change in changes:
+        outcome = Outcome(change, *status[change.rule_id or ""])
+        actual = removed.get(change.rule_id or "")
+        if outcome.status is Status.REVOKED and actual is not None:
+            outcome = _as_removed(outcome, actual)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def revoked_with_errors(outcomes: Iterable[Outcome]) -> tuple[str, ...]:
+    """One line per rule revoked with an error (it had changed since it was read)."""
+    return tuple(
+        f"{o.change.group_id} {o.change.rule_id}: {o.error}"
+        for o in outcomes
+        if o.status is Status.REVOKED and o.error is not None
+    )
+
+
+def _as_removed(outcome: Outcome, actual: ObservedRule) -> Outcome:
+    """The revoke as EC2 reports it was done: what the journal must record to undo it.
+
+    A rule is read, then revoked by id; ModifySecurityGroupRules can change it in between
+    (seconds, in a long paced run). EC2's revoke response says what it removed: when that
+    is another rule than the planned one, the outcome carries the rule actually removed and
+    an error, so that the journal (and ``restore``) and the operator see the truth.
+    """
+    change = outcome.change
+    if change.key.same_rule_as_removed(actual.key):
+        # Same rule; its description may have been edited since the read.
+        return replace(outcome, change=replace(change, description=actual.description))
+    log.error(
+        "revoked_rule_changed",
+        group_id=change.group_id,
+        rule_id=change.rule_id,
+        planned=change.key.describe(),
+        removed=actual.key.describe(),
+    )
+    return replace(
+        outcome,
+        change=replace(change, key=actual.key, description=actual.description),
+        error=(
+            f"changed after it was read: planned {change.key.describe()}, EC2 removed"
+            f" {actual.key.describe()}; if the baseline allows that rule, restore it"
+            f" (sg-reconciler restore --rule-id {change.rule_id})"
+        ),
+    )
 
 
 def _restore(
@@ -350,6 +398,7 @@ def reconcile(
             context=context,
             authorizers=authorizers,
         )
+    errors = (*errors, *revoked_with_errors(outcomes))
     result = RunResult(plan=plan, outcomes=outcomes, errors=errors)
     statuses: dict[str, int] = defaultdict(int)
     for outcome in outcomes:

@@ -23,7 +23,7 @@ __all__ = [
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,7 +34,11 @@ from reconciler.core.rules import Direction, ObservedGroup, ObservedRule, RuleKe
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
-    from mypy_boto3_ec2.type_defs import FilterTypeDef, SecurityGroupRuleTypeDef
+    from mypy_boto3_ec2.type_defs import (
+        FilterTypeDef,
+        RevokedSecurityGroupRuleTypeDef,
+        SecurityGroupRuleTypeDef,
+    )
 
 READ_PERMISSIONS = frozenset({"ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules"})
 WRITE_PERMISSIONS = frozenset({"ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress"})
@@ -104,6 +108,23 @@ def observed_rule(item: SecurityGroupRuleTypeDef, owner_id: str | None) -> Obser
     return ObservedRule(
         rule_id=item["SecurityGroupRuleId"], key=key, description=item.get("Description") or None
     )
+
+
+def revoked_rule(item: RevokedSecurityGroupRuleTypeDef) -> ObservedRule | None:
+    """One ``RevokedSecurityGroupRules`` entry of a revoke response: the rule as EC2 removed it.
+
+    The entry names a referenced group by ``ReferencedGroupId`` alone (no owner), so such a
+    peer reads as the bare ``sg-`` id.
+    """
+    fields: dict[str, Any] = dict(item)
+    if "ReferencedGroupId" in fields:
+        fields["ReferencedGroupInfo"] = {"GroupId": fields.pop("ReferencedGroupId")}
+    if "SecurityGroupRuleId" not in fields:
+        return None
+    try:
+        return observed_rule(cast("SecurityGroupRuleTypeDef", fields), None)
+    except ValueError:  # a shape we cannot read: the revoke stands as planned
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,11 +276,16 @@ def _covering_filter(baseline: Baseline) -> list[FilterTypeDef] | None:
 
 @dataclass(frozen=True, slots=True)
 class RevokeResult:
-    """What one group-and-direction revoke did: rule id -> (status word, error)."""
+    """What one group-and-direction revoke did: rule id -> (status word, error).
+
+    ``removed`` holds the rules as EC2 says it removed them (``RevokedSecurityGroupRules``),
+    for the revoked ids it reported; empty where the endpoint does not report them.
+    """
 
     revoked: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
     failed: tuple[tuple[str, str], ...] = ()
+    removed: tuple[ObservedRule, ...] = ()
 
 
 class RuleRevoker:
@@ -279,26 +305,33 @@ class RuleRevoker:
         revoked: list[str] = []
         absent: list[str] = []
         failed: list[tuple[str, str]] = []
+        removed: list[ObservedRule] = []
         for chunk in _chunks(list(rule_ids), REVOKE_CHUNK):
             result = self._revoke_chunk(group_id, direction, chunk)
             revoked += result.revoked
             absent += result.absent
             failed += result.failed
-        return RevokeResult(tuple(revoked), tuple(absent), tuple(failed))
+            removed += result.removed
+        return RevokeResult(tuple(revoked), tuple(absent), tuple(failed), tuple(removed))
 
-    def _call(self, group_id: str, direction: Direction, rule_ids: list[str]) -> None:
+    def _call(
+        self, group_id: str, direction: Direction, rule_ids: list[str]
+    ) -> tuple[ObservedRule, ...]:
+        """Revoke; the rules EC2 reports it removed (what they were at that moment)."""
         if direction is Direction.INGRESS:
-            self._client.revoke_security_group_ingress(
+            response = self._client.revoke_security_group_ingress(
                 GroupId=group_id, SecurityGroupRuleIds=rule_ids
             )
         else:
-            self._client.revoke_security_group_egress(
+            response = self._client.revoke_security_group_egress(
                 GroupId=group_id, SecurityGroupRuleIds=rule_ids
             )
+        items = response.get("RevokedSecurityGroupRules", [])
+        return tuple(rule for item in items if (rule := revoked_rule(item)) is not None)
 
     def _revoke_chunk(self, group_id: str, direction: Direction, ids: list[str]) -> RevokeResult:
         try:
-            self._call(group_id, direction, ids)
+            removed = self._call(group_id, direction, ids)
         except ClientError as exc:
             code = error_code(exc)
             if code in _GROUP_GONE:
@@ -308,7 +341,7 @@ class RuleRevoker:
                     return RevokeResult(failed=tuple((i, f"{code}: {exc}") for i in ids))
                 return self._revoke_one_by_one(group_id, direction, ids, code)
         else:
-            return RevokeResult(revoked=tuple(ids))
+            return RevokeResult(revoked=tuple(ids), removed=removed)
         # Some rule is already gone: re-read the group, then revoke what is still there.
         try:
             live = {r.rule_id for r in self._reader.rules_of([group_id]).get(group_id, [])}
@@ -319,11 +352,11 @@ class RuleRevoker:
         if not present:
             return RevokeResult(absent=gone)
         try:
-            self._call(group_id, direction, present)
+            removed = self._call(group_id, direction, present)
         except ClientError as exc:
             code = error_code(exc)
             return RevokeResult(absent=gone, failed=tuple((i, f"{code}: {exc}") for i in present))
-        return RevokeResult(revoked=tuple(present), absent=gone)
+        return RevokeResult(revoked=tuple(present), absent=gone, removed=removed)
 
     def _revoke_one_by_one(
         self, group_id: str, direction: Direction, ids: list[str], code: str
@@ -342,6 +375,7 @@ class RuleRevoker:
                 *(i for part in parts for i in part.absent),
             ),
             failed=tuple(f for part in parts for f in part.failed),
+            removed=tuple(r for part in parts for r in part.removed),
         )
 
 

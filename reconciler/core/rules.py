@@ -188,6 +188,21 @@ class RuleKey:
         parts += [word, self.peer]
         return " ".join(parts)
 
+    def same_rule_as_removed(self, removed: RuleKey) -> bool:
+        """Whether EC2's report of a removed rule (a revoke response) names this rule.
+
+        The report names a referenced group without its owner, so ``acct/sg-…`` here and
+        ``sg-…`` there are the same peer.
+        """
+        if self == removed:
+            return True
+        return (
+            removed.peer.startswith("sg-")
+            and self.peer.rpartition("/")[2] == removed.peer
+            and (self.direction, self.protocol, self.from_port, self.to_port)
+            == (removed.direction, removed.protocol, removed.from_port, removed.to_port)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ObservedRule:

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from reconciler.adapters.ec2 import revoked_rule
 from reconciler.core.rules import (
     Direction,
     ObservedGroup,
@@ -353,3 +354,41 @@ def test_observed_group_build_copies_the_tags_read_only() -> None:
     assert dict(group.tags) == {"Name": "web"}
     with pytest.raises(TypeError):
         group.tags["Name"] = "x"  # type: ignore[index]
+
+
+def test_a_removed_rule_report_names_the_planned_rule_even_without_the_peer_owner() -> None:
+    """A revoke response names a referenced group without its owner; nothing else is loose."""
+    planned = RuleKey(Direction.INGRESS, "tcp", 5432, 5432, "111122223333/sg-0abc1234")
+    assert planned.same_rule_as_removed(
+        RuleKey(Direction.INGRESS, "tcp", 5432, 5432, "sg-0abc1234")
+    )
+    assert planned.same_rule_as_removed(planned)
+    assert not planned.same_rule_as_removed(
+        RuleKey(Direction.INGRESS, "tcp", 5433, 5433, "sg-0abc1234")
+    )
+    assert not planned.same_rule_as_removed(
+        RuleKey(Direction.EGRESS, "tcp", 5432, 5432, "sg-0abc1234")
+    )
+    cidr = RuleKey(Direction.INGRESS, "tcp", 22, 22, "0.0.0.0/0")
+    assert not cidr.same_rule_as_removed(RuleKey(Direction.INGRESS, "tcp", 22, 22, "10.0.0.0/8"))
+
+
+def test_a_revoke_response_entry_reads_as_the_rule_it_removed() -> None:
+    """RevokedSecurityGroupRules entries become observed rules (ReferencedGroupId as a peer)."""
+    removed = revoked_rule(
+        {
+            "SecurityGroupRuleId": "sgr-1",
+            "GroupId": "sg-1",
+            "IsEgress": False,
+            "IpProtocol": "6",
+            "FromPort": 5432,
+            "ToPort": 5432,
+            "ReferencedGroupId": "sg-0abc1234",
+            "Description": "db",
+        }
+    )
+    assert removed == ObservedRule(
+        "sgr-1", RuleKey(Direction.INGRESS, "tcp", 5432, 5432, "sg-0abc1234"), "db"
+    )
+    assert revoked_rule({"GroupId": "sg-1", "IpProtocol": "-1", "CidrIpv4": "1.2.3.4/32"}) is None
+    assert revoked_rule({"SecurityGroupRuleId": "sgr-2", "ReferencedGroupId": "sg-x"}) is None
