@@ -15,7 +15,7 @@ from __future__ import annotations
 __all__ = ["aws_like_revoke_responses", "edited_before_revoke"]
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -62,15 +62,11 @@ def aws_like_revoke_responses(session: boto3.Session) -> Iterator[None]:
         if "Error" not in parsed:
             parsed["RevokedSecurityGroupRules"] = pending.removed
 
-    for name in _REVOKES:
-        session.events.register(f"before-parameter-build.ec2.{name}", before)
-        session.events.register(f"after-call.ec2.{name}", after)
-    try:
+    with (
+        _on_revokes(session, "before-parameter-build", before),
+        _on_revokes(session, "after-call", after),
+    ):
         yield
-    finally:
-        for name in _REVOKES:
-            session.events.unregister(f"before-parameter-build.ec2.{name}", before)
-            session.events.unregister(f"after-call.ec2.{name}", after)
 
 
 @contextmanager
@@ -90,11 +86,22 @@ def edited_before_revoke(
                 SecurityGroupRules=[{"SecurityGroupRuleId": rule_id, "SecurityGroupRule": rule}],
             )
 
-    for name in _REVOKES:
-        # First, so that aws_like_revoke_responses reads the group after the edit.
-        session.events.register_first(f"before-parameter-build.ec2.{name}", edit)
+    # First, so that aws_like_revoke_responses reads the group after the edit.
+    with _on_revokes(session, "before-parameter-build", edit, first=True):
+        yield
+
+
+@contextmanager
+def _on_revokes(
+    session: boto3.Session, stage: str, handler: Callable[..., None], *, first: bool = False
+) -> Iterator[None]:
+    """``handler`` on ``stage`` of both revoke operations of ``session``'s EC2 clients."""
+    register = session.events.register_first if first else session.events.register
+    events = [f"{stage}.ec2.{name}" for name in _REVOKES]
+    for event in events:
+        register(event, handler)
     try:
         yield
     finally:
-        for name in _REVOKES:
-            session.events.unregister(f"before-parameter-build.ec2.{name}", edit)
+        for event in events:
+            session.events.unregister(event, handler)

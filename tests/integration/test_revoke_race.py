@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -46,12 +47,29 @@ def _apply(policies: Path, journal: Path) -> int:
     )
 
 
-def _rule_id(world: World, group: str, description: str) -> str:
+def _apply_edited(
+    session: boto3.Session, group: str, rule_id: str, edit: dict[str, Any], policies: Path
+) -> int:
+    """``apply`` with AWS-like revoke responses, ``rule_id`` edited to ``edit`` before its revoke
+    (protocol tcp, the rest of ``edit`` as ModifySecurityGroupRules fields)."""
+    rule = {"IpProtocol": "tcp", **edit}
+    with (
+        aws_like_revoke_responses(session),
+        edited_before_revoke(session, rule_id, group, rule),
+    ):
+        return _apply(policies, policies.parent / "journal.jsonl")
+
+
+def _staged(world: World, tmp_path: Path, description: str) -> tuple[str, str, Path, Path]:
+    """A managed group with ssh drift described ``description``: (group, the drift's rule
+    id, policies, journal path)."""
+    group = world.group("web", {"team": "web"}, [KEEP, (SSH, description)])
     rules = world.ec2.describe_security_group_rules(
         Filters=[{"Name": "group-id", "Values": [group]}]
     )["SecurityGroupRules"]
     (rule_id,) = (r["SecurityGroupRuleId"] for r in rules if r.get("Description") == description)
-    return str(rule_id)
+    policies = write_policies(tmp_path / "policies", POLICY)
+    return group, str(rule_id), policies, policies.parent / "journal.jsonl"
 
 
 def test_a_rule_edited_after_the_read_is_journaled_as_removed_and_reported(
@@ -62,22 +80,14 @@ def test_a_rule_edited_after_the_read_is_journaled_as_removed_and_reported(
 ) -> None:
     """Drift edited into a baseline rule before its revoke: exit 1 naming both rules, the
     journal holds the rule EC2 removed, and restore --rule-id brings that one back."""
-    group = world.group("web", {"team": "web"}, [KEEP, (SSH, "ssh for a minute")])
-    rule_id = _rule_id(world, group, "ssh for a minute")
-    policies = write_policies(tmp_path / "policies", POLICY)
-    journal = tmp_path / "journal.jsonl"
+    group, rule_id, policies, journal = _staged(world, tmp_path, "ssh for a minute")
     fixed = {
-        "IpProtocol": "tcp",
         "FromPort": 443,
         "ToPort": 443,
         "CidrIpv4": "172.16.0.0/12",
         "Description": "fixed by hand",
     }
-    with (
-        aws_like_revoke_responses(cli_session),
-        edited_before_revoke(cli_session, rule_id, group, fixed),
-    ):
-        assert _apply(policies, journal) == 1
+    assert _apply_edited(cli_session, group, rule_id, fixed, policies) == 1
     out = capsys.readouterr().out
     assert (
         f"error: {group} {rule_id}: changed after it was read: planned ingress tcp 22 from"
@@ -108,22 +118,9 @@ def test_an_unchanged_rule_is_journaled_with_the_description_ec2_removed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Only the description edited since the read: no error, the journal keeps the new one."""
-    group = world.group("web", {"team": "web"}, [KEEP, (SSH, "before")])
-    rule_id = _rule_id(world, group, "before")
-    policies = write_policies(tmp_path / "policies", POLICY)
-    journal = tmp_path / "journal.jsonl"
-    relabelled = {
-        "IpProtocol": "tcp",
-        "FromPort": 22,
-        "ToPort": 22,
-        "CidrIpv4": "0.0.0.0/0",
-        "Description": "after",
-    }
-    with (
-        aws_like_revoke_responses(cli_session),
-        edited_before_revoke(cli_session, rule_id, group, relabelled),
-    ):
-        assert _apply(policies, journal) == 0
+    group, rule_id, policies, journal = _staged(world, tmp_path, "before")
+    relabelled = {"FromPort": 22, "ToPort": 22, "CidrIpv4": "0.0.0.0/0", "Description": "after"}
+    assert _apply_edited(cli_session, group, rule_id, relabelled, policies) == 0
     assert "error:" not in capsys.readouterr().out
     outcome = [json.loads(line) for line in journal.read_text().splitlines()][-1]
     assert (outcome["status"], outcome["source"], outcome["description"]) == (
@@ -138,9 +135,7 @@ def test_the_lambda_reports_a_rule_edited_after_the_read(
 ) -> None:
     """On the event path the summary's errors name the rule EC2 removed; the log journal
     records it."""
-    group = world.group("web", {"team": "web"}, [KEEP, (SSH, "ssh for a minute")])
-    rule_id = _rule_id(world, group, "ssh for a minute")
-    policies = write_policies(tmp_path / "policies", POLICY)
+    group, rule_id, policies, _ = _staged(world, tmp_path, "ssh for a minute")
     event = json.loads(
         json.dumps(load_event("AuthorizeSecurityGroupIngress__panther-analysis__1")).replace(
             "sg-0d921df5d84f7270a", group
