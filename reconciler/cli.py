@@ -969,7 +969,18 @@ def cmd_package(
         f" sha256 {result.sha256})",
         file=out,
     )
+    _note_without_bytecode(result.compiled, err)
     return EXIT_OK
+
+
+def _note_without_bytecode(compiled: int, err: TextIO) -> None:
+    if not compiled:
+        print(
+            "note: no CPython 3.12 here, so the package holds no bytecode: Lambda compiles"
+            " every module it imports on each cold start (install python3.12, or set"
+            " SG_RECONCILER_LAMBDA_PYTHON to one, and rebuild)",
+            file=err,
+        )
 
 
 def _deploy_parameters(args: argparse.Namespace, baseline: Baseline) -> dict[str, str]:
@@ -1080,6 +1091,7 @@ def cmd_deploy(args: argparse.Namespace, aws: AwsOptions, *, out: TextIO, err: T
         except PackageError as exc:
             print(f"error: {exc}", file=err)
             return EXIT_ERROR
+        _note_without_bytecode(package.compiled, err)
         for region in regions:
             result = deploy_stack(
                 session=session,

@@ -5,6 +5,12 @@ The zip holds the ``reconciler`` package (from where it is installed), the basel
 arm64 or x86_64) unpacked at the root. Wheels are fetched with ``pip download`` into a cache and
 pinned to the versions installed here, so the function runs what the tests ran. Entries are
 sorted and carry fixed timestamps and permissions: the same inputs give the same bytes.
+
+Lambda's ``/var/task`` is read-only, so Python cannot cache bytecode there: without ``.pyc``
+files in the zip every cold start compiles every module it imports. When a CPython 3.12 is at
+hand, each ``.py`` is compiled by it into ``__pycache__/*.cpython-312.pyc`` with
+``unchecked-hash`` invalidation (PEP 552: no timestamps, so reproducible, and never checked
+against the source, which ships beside it unchanged).
 """
 
 from __future__ import annotations
@@ -12,16 +18,19 @@ from __future__ import annotations
 __all__ = [
     "ACCOUNTS_ENTRY",
     "LAMBDA_PYTHON",
+    "LAMBDA_PYTHON_ENV",
     "RUNTIME_REQUIREMENTS",
     "PackageError",
     "PackageResult",
     "build_package",
     "default_wheel_dir",
+    "lambda_python",
 ]
 
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,6 +70,7 @@ class PackageResult:
     entries: int
     architecture: str
     wheels: tuple[str, ...]  # wheel file names, sorted
+    compiled: int = 0  # .py files shipped with CPython 3.12 bytecode (0: no 3.12 found)
 
 
 def default_wheel_dir() -> Path:
@@ -110,6 +120,8 @@ def build_package(
         for wheel in wheels:
             _add_wheel(entries, wheel)
         wheel_names = tuple(sorted(w.name for w in wheels))
+    bytecode = _bytecode(entries)
+    entries.update(bytecode)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")
@@ -129,7 +141,97 @@ def build_package(
         entries=len(entries),
         architecture=architecture,
         wheels=wheel_names,
+        compiled=len(bytecode),
     )
+
+
+# Run by the 3.12 interpreter: compile argv[1]'s tree into argv[2], names as on Lambda.
+_COMPILE = """
+import pathlib, py_compile, sys
+src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for path in sorted(src.rglob("*.py")):
+    rel = path.relative_to(src)
+    target = out / rel.parent / "__pycache__" / (rel.stem + ".cpython-312.pyc")
+    try:
+        py_compile.compile(str(path), cfile=str(target), dfile="/var/task/" + rel.as_posix(),
+                           doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError:
+        pass  # not valid 3.12 source: Lambda would fail on it too, if it is ever imported
+"""
+
+
+LAMBDA_PYTHON_ENV = "SG_RECONCILER_LAMBDA_PYTHON"  # path of a CPython 3.12 to compile with
+
+
+def lambda_python() -> str | None:
+    """A working CPython of the Lambda runtime's version here, or None.
+
+    Tried in order: ``SG_RECONCILER_LAMBDA_PYTHON``, this interpreter, ``python3.12`` on
+    PATH, and pyenv's 3.12 builds (a pyenv shim on PATH fails unless that version is active).
+    """
+    if sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 12):
+        return sys.executable
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    candidates = [
+        os.environ.get(LAMBDA_PYTHON_ENV),
+        shutil.which(f"python{LAMBDA_PYTHON}"),
+        *(str(p) for p in sorted(pyenv.glob(f"{LAMBDA_PYTHON}*/bin/python{LAMBDA_PYTHON}"))),
+    ]
+    for candidate in candidates:
+        if candidate and _is_lambda_python(candidate):
+            return candidate
+    return None
+
+
+_VERSION_PROBE = "import sys; print(sys.implementation.name, *sys.version_info[:2])"
+
+
+def _is_lambda_python(interpreter: str) -> bool:
+    try:
+        probe = subprocess.run(  # noqa: S603 - an interpreter path, fixed argv
+            [
+                interpreter,
+                "-c",
+                "import sys; print(sys.implementation.name, *sys.version_info[:2])",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    except OSError:
+        return False
+    return probe.stdout.split() == ["cpython", *LAMBDA_PYTHON.split(".")]
+
+
+def _bytecode(entries: dict[str, bytes]) -> dict[str, bytes]:
+    """``__pycache__`` entries for the ``.py`` entries, or none without a CPython 3.12."""
+    interpreter = lambda_python()
+    if interpreter is None:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="sg-reconciler-pyc-") as work:
+        src, out = Path(work) / "src", Path(work) / "out"
+        for name, data in entries.items():
+            if name.endswith(".py"):
+                path = src / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"}
+        done = subprocess.run(  # noqa: S603 - fixed argv
+            [interpreter, "-I", "-c", _COMPILE, str(src), str(out)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+            env=env,
+        )
+        if done.returncode != 0:
+            raise PackageError(f"compiling for python{LAMBDA_PYTHON} failed: {done.stderr[-500:]}")
+        return {
+            str(PurePosixPath(*path.relative_to(out).parts)): path.read_bytes()
+            for path in sorted(out.rglob("*.pyc"))
+        }
 
 
 def _canonical(name: str) -> str:

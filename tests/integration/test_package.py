@@ -22,8 +22,14 @@ from pathlib import Path
 import boto3
 import pytest
 
+from reconciler.cli import main
 from reconciler.core.errors import PolicyError
-from reconciler.deploy.package import PackageError, PackageResult, build_package
+from reconciler.deploy.package import (
+    PackageError,
+    PackageResult,
+    build_package,
+    lambda_python,
+)
 from tests.deploy_stacks import EVENTS, VALID_POLICY, WHEEL_CACHE
 from tests.policyfiles import write_policies
 
@@ -59,9 +65,9 @@ def names(result: PackageResult) -> list[str]:
 
 
 def top_level(entries: list[str]) -> set[str]:
-    """First path component of each entry, without .dist-info/.libs directories."""
+    """First path component of each entry, without .dist-info/.libs directories and bytecode."""
     tops = {e.split("/", 1)[0].removesuffix(".py") for e in entries}
-    return {t for t in tops if not t.endswith((".dist-info", ".libs"))}
+    return {t for t in tops if not t.endswith((".dist-info", ".libs")) and t != "__pycache__"}
 
 
 def test_package_holds_code_policies_and_runtime_wheels(arm64: PackageResult) -> None:
@@ -72,7 +78,17 @@ def test_package_holds_code_policies_and_runtime_wheels(arm64: PackageResult) ->
     assert "reconciler/core/errors.py" in entries
     assert "reconciler/adapters/policy_files.py" in entries
     assert "policies/web.yaml" in entries
-    assert not [e for e in entries if "__pycache__" in e or e.endswith(".pyc")]
+    sources = [e for e in entries if e.endswith(".py")]
+    bytecode = {e for e in entries if "__pycache__" in e or e.endswith(".pyc")}
+    if lambda_python() is None:  # no CPython 3.12 here: source only, and `package` says so
+        assert (arm64.compiled, bytecode) == (0, set())
+    else:  # one 3.12 .pyc beside every .py, nothing else
+        assert bytecode == {_cached(e) for e in sources}
+        assert arm64.compiled == len(sources)
+        with zipfile.ZipFile(arm64.path) as archive:
+            header = archive.read(_cached("reconciler/lambda_handler.py"))[:16]
+        # PEP 552 flags: bit 0 hash-based, bit 1 check the source (unset: never checked).
+        assert int.from_bytes(header[4:8], "little") == 0b01
     native = [e for e in entries if e.startswith("pydantic_core/") and e.endswith(".so")]
     assert native == [e for e in native if e.endswith("cpython-312-aarch64-linux-gnu.so")]
     assert len(native) == 1
@@ -91,6 +107,12 @@ def test_package_holds_code_policies_and_runtime_wheels(arm64: PackageResult) ->
         "pyyaml",
         "structlog",
     }
+
+
+def _cached(source: str) -> str:
+    """Where CPython 3.12 looks for the bytecode of ``source``."""
+    folder, _, name = source.rpartition("/")
+    return f"{folder + '/' if folder else ''}__pycache__/{name.removesuffix('.py')}.cpython-312.pyc"
 
 
 def test_policies_in_the_zip_are_the_files_given(arm64: PackageResult, policies: Path) -> None:
@@ -200,8 +222,15 @@ def moto_server() -> Iterator[str]:
 
 
 HANDLER_RUN = """
-import json, sys
+import importlib._bootstrap_external as bootstrap, json, sys
 from types import SimpleNamespace
+# Every module compiled from source here: none of the package's may be, it ships bytecode.
+from_source = []
+source_to_code = bootstrap.SourceLoader.source_to_code
+def counted(self, data, path, *args, **kwargs):
+    from_source.append(path)
+    return source_to_code(self, data, path, *args, **kwargs)
+bootstrap.SourceLoader.source_to_code = counted
 import boto3, pydantic_core
 from reconciler.lambda_handler import handler
 assert pydantic_core.__file__.startswith(sys.argv[1]), pydantic_core.__file__
@@ -210,7 +239,9 @@ context = SimpleNamespace(function_name="sg-reconciler", aws_request_id="test-re
                           get_remaining_time_in_millis=lambda: 60_000)
 with open(sys.argv[2], encoding="utf-8") as f:
     event = json.load(f)
-print(json.dumps(handler(event, context), default=str))
+answer = handler(event, context)
+assert not [p for p in from_source if p.startswith(sys.argv[1])], from_source
+print(json.dumps(answer, default=str))
 """
 
 
@@ -325,3 +356,27 @@ def test_package_runs_the_handler_on_python312_with_only_boto3(
     assert {m["policy"] for m in answer["missing"]} == {
         "web-prod"
     }  # read from policies/ in the zip
+
+
+def test_without_a_python312_the_package_is_source_only_and_says_so(
+    policies: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No CPython 3.12 to compile with: a working zip without bytecode, and one note why."""
+    monkeypatch.setattr("reconciler.deploy.package.lambda_python", lambda: None)
+    output = tmp_path / "source-only.zip"
+    code = main(["package", "--policies", str(policies), "--output", str(output)])
+    assert code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"Built {output} (")
+    assert err.splitlines()[-1] == (
+        "note: no CPython 3.12 here, so the package holds no bytecode: Lambda compiles every"
+        " module it imports on each cold start (install python3.12, or set"
+        " SG_RECONCILER_LAMBDA_PYTHON to one, and rebuild)"
+    )
+    with zipfile.ZipFile(output) as archive:
+        entries = archive.namelist()
+    assert "reconciler/lambda_handler.py" in entries
+    assert not [e for e in entries if e.endswith(".pyc")]
