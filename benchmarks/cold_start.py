@@ -20,13 +20,17 @@ with a ``config.json`` holding the same policy as measurement 2 in ``mode: cloud
 
 from __future__ import annotations
 
-__all__ = ["measure_cold_start"]
+__all__ = ["measure_cold_start", "measure_package_bytecode"]
 
 import json
+import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +182,63 @@ def measure_cold_start(server: MotoServer, runs: int, *, with_c7n: bool) -> dict
             out["sg-reconciler"]["median_total_seconds"] / out["c7n"]["median_total_seconds"]
         )
     return out
+
+
+_PACKAGE_PROBE = """
+import sys, time
+started = time.perf_counter()
+import reconciler.lambda_handler
+from reconciler.adapters.policy_files import load_policies
+load_policies(sys.argv[1] + "/policies")
+print(time.perf_counter() - started)
+"""
+
+
+def measure_package_bytecode(runs: int) -> dict[str, Any]:
+    """The deployed zip on CPython 3.12: import the handler and load the policies, with the
+    bytecode ``sg-reconciler package`` ships and with source only (as before it shipped any).
+
+    Lambda's ``/var/task`` is read-only, so without ``.pyc`` files in the zip every cold start
+    compiles what it imports; ``-B`` keeps this run from writing any either.
+    """
+    from reconciler.deploy.package import build_package, lambda_python  # noqa: PLC0415
+
+    interpreter = lambda_python()
+    if interpreter is None:
+        return {"skipped": "no CPython 3.12 here to stand in for Lambda's runtime"}
+    work = Path(tempfile.mkdtemp(prefix="package-bytecode-"))
+    policies = write_policies(work / "policies", WORLD)
+    # This machine's architecture, so that pydantic-core's native module loads here.
+    machine = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+    package = build_package(policies, work / "package.zip", architecture=machine)
+    trees = {"with bytecode": work / "task", "source only": work / "task-source-only"}
+    for tree in trees.values():
+        with zipfile.ZipFile(package.path) as archive:
+            archive.extractall(tree)
+    for cache in sorted(trees["source only"].rglob("__pycache__")):
+        shutil.rmtree(cache)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONNOUSERSITE": "1", "NO_COLOR": "1"}
+    seconds: dict[str, list[float]] = {name: [] for name in trees}
+    for i in range(runs):
+        for name in list(trees) if i % 2 == 0 else list(reversed(trees)):
+            tree = trees[name]
+            done = subprocess.run(
+                [interpreter, "-B", "-c", _PACKAGE_PROBE, str(tree)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                cwd=tree,
+                env={**env, "PYTHONPATH": str(tree)},
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"package probe failed: {done.stderr[-2000:]}")
+            seconds[name].append(float(done.stdout.strip().splitlines()[-1]))
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    return {
+        "interpreter": interpreter,
+        "compiled": package.compiled,
+        "runs_seconds": seconds,
+        "median_seconds": medians,
+        "ratio": medians["with bytecode"] / medians["source only"],
+    }

@@ -12,7 +12,8 @@ Measurements (each module's docstring says exactly how):
 3. ``throttle`` time to converge and failed revokes behind AWS-like token buckets
 4. ``planner``  planner CPU time and peak memory at 30,000 and 300,000 rules
 5. ``imports``  Lambda handler import time vs ``c7n.handler``
-6. ``cold_start`` handler import + first event handled, vs c7n's Lambda handler (informational)
+6. ``cold_start`` handler import + first event handled, vs c7n's Lambda handler; and the
+   deployed zip's import on CPython 3.12 with and without its bytecode (informational)
 
 Everything talks to a moto_server this program starts on 127.0.0.1 (and stops, even on
 failure); proxies in the environment point at a dead loopback port so nothing can leave the
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.calls import measure_calls
-from benchmarks.cold_start import measure_cold_start
+from benchmarks.cold_start import measure_cold_start, measure_package_bytecode
 from benchmarks.import_time import measure_imports
 from benchmarks.planner_scale import measure_planner
 from benchmarks.report import machine_info, render_markdown, render_summary, verdicts
@@ -161,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                     "cold_start",
                     lambda: measure_cold_start(server, max(5, args.runs), with_c7n=c7n_available()),
                 )
+    if "cold_start" in wanted:
+        measured["package_bytecode"] = _guarded(
+            "package_bytecode", lambda: measure_package_bytecode(max(5, args.runs))
+        )
     if "planner" in wanted:
         measured["planner"] = _guarded("planner", lambda: measure_planner(args.runs))
     if "imports" in wanted:
