@@ -217,14 +217,15 @@ def _bytecode(entries: dict[str, bytes]) -> dict[str, bytes]:
                 path = src / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"}
+        # -I: nothing from the environment or user site; the same sources compile to the
+        # same bytes (tests/integration/test_package.py builds twice and compares).
         done = subprocess.run(  # noqa: S603 - fixed argv
             [interpreter, "-I", "-c", _COMPILE, str(src), str(out)],
             capture_output=True,
             text=True,
             check=False,
             timeout=600,
-            env=env,
+            env={"PATH": os.environ.get("PATH", "")},
         )
         if done.returncode != 0:
             raise PackageError(f"compiling for python{LAMBDA_PYTHON} failed: {done.stderr[-500:]}")
