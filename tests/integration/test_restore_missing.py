@@ -222,6 +222,7 @@ def captured_deploy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Cap
     @dataclass
     class Built:
         path: Path
+        compiled: int = 1  # as if it shipped bytecode: no note on stderr
 
     @dataclass
     class Result:
