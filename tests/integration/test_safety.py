@@ -283,24 +283,31 @@ def with_exceptions(*items: str) -> str:
     return POLICY + "    exceptions:\n" + "".join(f"      - {item}\n" for item in items)
 
 
+def validate_exceptions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *items: str
+) -> tuple[int, str, str, Path]:
+    """``validate`` of the web policy with these exceptions: (exit code, stdout, stderr, file)."""
+    policies = write_policies(tmp_path / "p", with_exceptions(*items))
+    code = main(["validate", "--policies", str(policies)])
+    out, err = capsys.readouterr()
+    return code, out, err, policies / "policies.yaml"
+
+
 def test_validate_refuses_an_exception_without_expires_or_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each missing field is one error line naming file, line and field; exit 1."""
-    policies = write_policies(
-        tmp_path / "p",
-        with_exceptions(
-            "{protocol: tcp, ports: 8080, from: 203.0.113.7/32, reason: vendor}",
-            "{protocol: tcp, ports: 8081, from: 203.0.113.7/32, expires: 2099-01-01T00:00:00Z}",
-        ),
+    code, _, err, source = validate_exceptions(
+        tmp_path,
+        capsys,
+        "{protocol: tcp, ports: 8080, from: 203.0.113.7/32, reason: vendor}",
+        "{protocol: tcp, ports: 8081, from: 203.0.113.7/32, expires: 2099-01-01T00:00:00Z}",
     )
-    assert main(["validate", "--policies", str(policies)]) == 1
-    err = capsys.readouterr().err.splitlines()
-    source = policies / "policies.yaml"
-    assert err == [
+    assert code == 1
+    assert err.splitlines() == [
         f"{source}:8: groups[0].exceptions[0].expires: required key 'expires' is missing",
         f"{source}:9: groups[0].exceptions[1].reason: required key 'reason' is missing",
-        f"error: 2 problem(s) in {policies}; nothing was changed",
+        f"error: 2 problem(s) in {source.parent}; nothing was changed",
     ]
 
 
@@ -310,21 +317,18 @@ def test_validate_warns_about_an_exception_expiring_within_7_days(
     """An exception expiring in 3 days is one stderr warning; one in 30 days is not; exit 0."""
     soon = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     later = soon + timedelta(days=27)
-    policies = write_policies(
-        tmp_path / "p",
-        with_exceptions(
-            f"{{protocol: tcp, ports: 8080, from: 203.0.113.7/32, expires: {soon.isoformat()},"
-            " reason: vendor debugging}",
-            f"{{protocol: tcp, ports: 8081, from: 203.0.113.7/32, expires: {later.isoformat()},"
-            " reason: migration}",
-        ),
+    code, out, err, source = validate_exceptions(
+        tmp_path,
+        capsys,
+        f"{{protocol: tcp, ports: 8080, from: 203.0.113.7/32, expires: {soon.isoformat()},"
+        " reason: vendor debugging}",
+        f"{{protocol: tcp, ports: 8081, from: 203.0.113.7/32, expires: {later.isoformat()},"
+        " reason: migration}",
     )
-    assert main(["validate", "--policies", str(policies)]) == 0
-    out, err = capsys.readouterr()
-    assert out == "OK: 1 policies in 1 files\n"
+    assert (code, out) == (0, "OK: 1 policies in 1 files\n")
     (warning,) = err.splitlines()
     pattern = (
-        rf"warning: {re.escape(str(policies / 'policies.yaml'))}:8: policy web exceptions\[0\]"
+        rf"warning: {re.escape(str(source))}:8: policy web exceptions\[0\]"
         rf" expires {re.escape(soon.isoformat())} \(in [23]\.\d days; the rule is revoked then\):"
         r" vendor debugging"
     )
@@ -335,20 +339,17 @@ def test_validate_warns_about_an_egress_exception_on_a_policy_with_unmanaged_egr
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An egress exception where egress is unmanaged would do nothing: one warning, exit 0."""
-    policies = write_policies(
-        tmp_path / "p",
-        with_exceptions(
-            "{protocol: tcp, ports: 8080, from: 203.0.113.7/32, expires: 2099-01-01T00:00:00Z,"
-            " reason: vendor}",
-            "{protocol: tcp, ports: 9000, to: 198.51.100.0/24, expires: 2099-01-01T00:00:00Z,"
-            " reason: backup target}",
-        ),
+    code, out, err, source = validate_exceptions(
+        tmp_path,
+        capsys,
+        "{protocol: tcp, ports: 8080, from: 203.0.113.7/32, expires: 2099-01-01T00:00:00Z,"
+        " reason: vendor}",
+        "{protocol: tcp, ports: 9000, to: 198.51.100.0/24, expires: 2099-01-01T00:00:00Z,"
+        " reason: backup target}",
     )
-    assert main(["validate", "--policies", str(policies)]) == 0
-    out, err = capsys.readouterr()
-    assert out == "OK: 1 policies in 1 files\n"
+    assert (code, out) == (0, "OK: 1 policies in 1 files\n")
     assert err.splitlines() == [
-        f"warning: {policies / 'policies.yaml'}:9: policy web exceptions[1] is an egress"
+        f"warning: {source}:9: policy web exceptions[1] is an egress"
         " exception (to:), but the policy leaves egress unmanaged, so it changes nothing; list"
         " the allowed egress rules under egress:, or remove it"
     ]
