@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from reconciler.adapters.ec2 import RuleAuthorizer
+from reconciler.adapters.ec2 import AuthorizeOutcome, RuleAuthorizer
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.journal import JournalEntry, select_restorable
-from reconciler.core.rules import Direction, RuleKey
+from reconciler.core.rules import Direction
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -169,18 +169,26 @@ def restore(
     return report
 
 
+_RESTORE_STATUS: dict[AuthorizeOutcome, RestoreStatus] = {
+    "created": RestoreStatus.RESTORED,
+    "present": RestoreStatus.ALREADY_PRESENT,
+    "gone": RestoreStatus.GROUP_GONE,
+    "failed": RestoreStatus.FAILED,
+}
+
+
 def _authorize(
     client: EC2Client, group_id: str, direction: Direction, batch: Sequence[JournalEntry]
 ) -> list[RestoreOutcome]:
     result = RuleAuthorizer(client).authorize(
         group_id, direction, [(e.key, e.description) for e in batch]
     )
-    status: dict[RuleKey, tuple[RestoreStatus, str | None]] = {}
-    status.update((key, (RestoreStatus.RESTORED, None)) for key in result.created)
-    status.update((key, (RestoreStatus.ALREADY_PRESENT, None)) for key in result.present)
-    status.update((key, (RestoreStatus.GROUP_GONE, error)) for key, error in result.gone)
-    status.update((key, (RestoreStatus.FAILED, error)) for key, error in result.failed)
-    return [RestoreOutcome(e, *status[e.key]) for e in batch]
+    outcomes = result.outcomes()
+    restored = []
+    for entry in batch:
+        kind, error = outcomes[entry.key]
+        restored.append(RestoreOutcome(entry, _RESTORE_STATUS[kind], error))
+    return restored
 
 
 def _log_restore(outcome: RestoreOutcome) -> None:

@@ -29,13 +29,18 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.adapters.ec2 import RuleAuthorizer, RuleRevoker, SecurityGroupReader
+from reconciler.adapters.ec2 import (
+    AuthorizeOutcome,
+    RuleAuthorizer,
+    RuleRevoker,
+    SecurityGroupReader,
+)
 from reconciler.core.errors import JournalUnavailable
 from reconciler.core.journal import JournalEntry, Phase, RunContext
 from reconciler.core.plan import Action, Change, Outcome, Plan, Status
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.policy import Baseline
-from reconciler.core.rules import Direction, ObservedGroup, ObservedRule, RuleKey
+from reconciler.core.rules import Direction, ObservedGroup, ObservedRule
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -296,12 +301,21 @@ def _restore(
     result = authorizers(region).authorize(
         group_id, direction, [(c.key, c.description) for c in changes]
     )
-    status: dict[RuleKey, tuple[Status, str | None]] = {}
-    status.update((key, (Status.RESTORED, None)) for key in result.created)
-    status.update((key, (Status.ALREADY_PRESENT, None)) for key in result.present)
-    status.update((key, (Status.FAILED, error)) for key, error in result.gone)
-    status.update((key, (Status.FAILED, error)) for key, error in result.failed)
-    return [Outcome(c, *status[c.key]) for c in changes]
+    outcomes = result.outcomes()
+    restored = []
+    for change in changes:
+        kind, error = outcomes[change.key]
+        restored.append(Outcome(change, _RESTORE_STATUS[kind], error))
+    return restored
+
+
+# A missing group is a failed restore here: the plan was made from that group moments ago.
+_RESTORE_STATUS: dict[AuthorizeOutcome, Status] = {
+    "created": Status.RESTORED,
+    "present": Status.ALREADY_PRESENT,
+    "gone": Status.FAILED,
+    "failed": Status.FAILED,
+}
 
 
 def _journal(

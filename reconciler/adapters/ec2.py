@@ -12,6 +12,7 @@ __all__ = [
     "RESTORE_PERMISSIONS",
     "REVOKE_CHUNK",
     "WRITE_PERMISSIONS",
+    "AuthorizeOutcome",
     "AuthorizeResult",
     "RuleAuthorizer",
     "RuleRevoker",
@@ -23,7 +24,7 @@ __all__ = [
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -388,6 +389,9 @@ def _whole_batch(exc: ClientError) -> bool:
 _DUPLICATE = "InvalidPermission.Duplicate"
 
 
+AuthorizeOutcome = Literal["created", "present", "gone", "failed"]
+
+
 @dataclass(frozen=True, slots=True)
 class AuthorizeResult:
     """What one authorize batch did, per rule key."""
@@ -396,6 +400,15 @@ class AuthorizeResult:
     present: tuple[RuleKey, ...] = ()
     gone: tuple[tuple[RuleKey, str], ...] = ()
     failed: tuple[tuple[RuleKey, str], ...] = ()
+
+    def outcomes(self) -> dict[RuleKey, tuple[AuthorizeOutcome, str | None]]:
+        """Each rule key -> what happened to it (``created`` ... ``failed``) and the error."""
+        out: dict[RuleKey, tuple[AuthorizeOutcome, str | None]] = {}
+        out.update((key, ("created", None)) for key in self.created)
+        out.update((key, ("present", None)) for key in self.present)
+        out.update((key, ("gone", error)) for key, error in self.gone)
+        out.update((key, ("failed", error)) for key, error in self.failed)
+        return out
 
 
 class RuleAuthorizer:
