@@ -275,12 +275,8 @@ class Responder:
                 clients = self._accounts.clients(account)
             except (ClientError, BotoCoreError) as exc:
                 log.error("account_unreachable", account=account.account_id, error=str(exc))
-                return TriggerSummary(
-                    trigger="cloudtrail",
-                    event_name=call.event_name,
-                    group_ids=call.group_ids,
-                    errors=(f"{account.label}: cannot assume {account.role_arn}: {exc}",),
-                    failed=True,
+                return _call_failed(
+                    call, f"{account.label}: cannot assume {account.role_arn}: {exc}"
                 )
         account_id = account.account_id if account is not None else call.account
         reader = SecurityGroupReader(clients.ec2(region), region, account_id)
@@ -294,13 +290,7 @@ class Responder:
             )
         except (ClientError, BotoCoreError) as exc:
             log.error("read_failed", region=region, error=str(exc), event_name=call.event_name)
-            return TriggerSummary(
-                trigger="cloudtrail",
-                event_name=call.event_name,
-                group_ids=call.group_ids,
-                errors=(f"{region}: cannot read {', '.join(call.group_ids)}: {exc}",),
-                failed=True,
-            )
+            return _call_failed(call, f"{region}: cannot read {', '.join(call.group_ids)}: {exc}")
         if not groups:
             return TriggerSummary(
                 trigger="cloudtrail",
@@ -354,13 +344,7 @@ class Responder:
             target = self._accounts.target(call.account or own)
         except (ClientError, BotoCoreError) as exc:
             log.error("accounts_unresolved", error=str(exc), event_name=call.event_name)
-            return TriggerSummary(
-                trigger="cloudtrail",
-                event_name=call.event_name,
-                group_ids=call.group_ids,
-                errors=(f"cannot resolve the accounts to reconcile: {exc}",),
-                failed=True,
-            )
+            return _call_failed(call, f"cannot resolve the accounts to reconcile: {exc}")
         if target is None:
             return ignored(f"account_not_managed:{(call.account or '')[:40]}", call.event_name)
         return target
@@ -478,3 +462,14 @@ def _policies_left(
         if was and not policy.match.holds_for(group_id=gid, tags=group.tags, vpc_id=vpc):
             out.append(policy.name)
     return out
+
+
+def _call_failed(call: ApiCall, error: str) -> TriggerSummary:
+    """The summary of an event that could not be handled: it fails, so Lambda retries it."""
+    return TriggerSummary(
+        trigger="cloudtrail",
+        event_name=call.event_name,
+        group_ids=call.group_ids,
+        errors=(error,),
+        failed=True,
+    )
