@@ -10,6 +10,7 @@ import pytest
 from reconciler.adapters.policy_files import load_policies
 from reconciler.core.errors import PolicyError, PolicyProblem
 from reconciler.core.rules import Direction, RuleKey
+from tests.policyfiles import problems_of, write
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,26 +24,6 @@ groups:
         ports: 443
         from: [0.0.0.0/0]
 """
-
-
-@pytest.fixture
-def policies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty ``policies/`` directory, named relative to the working directory."""
-    monkeypatch.chdir(tmp_path)
-    directory = Path("policies")
-    directory.mkdir()
-    return directory
-
-
-def write(directory: Path, name: str, text: str) -> None:
-    (directory / name).write_text(textwrap.dedent(text), encoding="utf-8")
-
-
-def problems_of(directory: Path) -> list[str]:
-    """The printed problems load_policies reports for ``directory``."""
-    with pytest.raises(PolicyError) as info:
-        load_policies(directory)
-    return [str(problem) for problem in info.value.problems]
 
 
 def group_yaml(name: str, tag: str) -> str:

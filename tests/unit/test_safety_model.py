@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from reconciler.adapters.policy_files import load_policies
-from reconciler.core.errors import PolicyError
 from reconciler.core.policy import (
     DEFAULT_MAX_REVOCATIONS_PER_GROUP,
     Baseline,
@@ -21,31 +19,12 @@ from reconciler.core.policy import (
     RuleException,
 )
 from reconciler.core.rules import Direction, RuleKey
+from tests.policyfiles import problems_of, write
 
 INGRESS = Direction.INGRESS
 EGRESS = Direction.EGRESS
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 OFFICE = "203.0.113.7/32"
-
-
-@pytest.fixture
-def policies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty ``policies/`` directory, named relative to the working directory."""
-    monkeypatch.chdir(tmp_path)
-    directory = Path("policies")
-    directory.mkdir()
-    return directory
-
-
-def write(directory: Path, name: str, text: str) -> None:
-    (directory / name).write_text(textwrap.dedent(text), encoding="utf-8")
-
-
-def problems_of(directory: Path) -> list[str]:
-    """The printed problems load_policies reports for ``directory``."""
-    with pytest.raises(PolicyError) as info:
-        load_policies(directory)
-    return [str(problem) for problem in info.value.problems]
 
 
 def group(name: str = "web", **fields: object) -> GroupPolicy:
