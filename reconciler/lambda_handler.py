@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 
 from reconciler.metrics import emit_emf, metrics_for
-from reconciler.runtime import configure_once, raise_if_failed, run_event
+from reconciler.runtime import configure_once, handle_event, raise_if_failed
 
 
 def handler(event: object, context: Any) -> dict[str, Any]:
@@ -28,10 +28,11 @@ def handler(event: object, context: Any) -> dict[str, Any]:
     )
     configure_once()
     started = time.monotonic()
-    summary, failed = run_event(event)
+    summary = handle_event(event)
     # One EMF line per invocation, before a failure is raised so that failed runs count too.
     # The mode comes from the environment: ignored events never build the settings.
     mode = (os.environ.get("SG_RECONCILER_MODE") or "enforce").strip().lower()
     emit_emf(metrics_for(summary, duration_ms=(time.monotonic() - started) * 1000, mode=mode))
-    raise_if_failed(summary, failed)
-    return summary
+    result = summary.to_dict()
+    raise_if_failed(result, summary.failed)
+    return result

@@ -19,7 +19,6 @@ __all__ = [
     "NAMESPACE",
     "TRIGGERS",
     "RunCounts",
-    "counts_from_summary",
     "emf_record",
     "emit_emf",
     "metrics_for",
@@ -30,8 +29,9 @@ import math
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, TextIO
+
+from reconciler.summary import RunCounts, TriggerSummary
 
 NAMESPACE = "SgReconciler"
 # Trigger only: the mode is constant per deployment, so it is a plain member of the record
@@ -49,29 +49,6 @@ METRIC_UNITS: Mapping[str, str] = {
     "Errors": "Count",
     "Duration": "Milliseconds",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class RunCounts:
-    """What one invocation found and did, as the numbers the metrics carry."""
-
-    drifted_groups: int = 0
-    rules_revoked: int = 0
-    rules_would_revoke: int = 0  # report mode: drift found and left alone
-    rules_restored: int = 0
-    rules_blocked: int = 0  # over a blast-radius limit: not made
-    errors: int = 0
-
-    def values(self) -> dict[str, int]:
-        """The count metrics by metric name (every name of METRIC_UNITS but Duration)."""
-        return {
-            "DriftedGroups": self.drifted_groups,
-            "RulesRevoked": self.rules_revoked,
-            "RulesWouldRevoke": self.rules_would_revoke,
-            "RulesRestored": self.rules_restored,
-            "RulesBlocked": self.rules_blocked,
-            "Errors": self.errors,
-        }
 
 
 def emf_record(
@@ -120,52 +97,8 @@ def emit_emf(record: Mapping[str, Any], stream: TextIO | None = None) -> None:
     out.flush()
 
 
-def _count(value: object) -> int:
-    """A summary entry as a count: a list's length, a non-negative int, else 0."""
-    if isinstance(value, list | tuple):
-        return len(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return max(value, 0)
-    return 0
-
-
-def _distinct(value: object) -> int:
-    """How many different ids a summary list holds (a combined summary may repeat one)."""
-    if isinstance(value, list | tuple):
-        return len({str(item) for item in value})
-    return _count(value)
-
-
-def counts_from_summary(summary: Mapping[str, Any]) -> RunCounts:
-    """The counts of a handler summary (README, "The Lambda"); absent keys count 0.
-
-    ``restored``, ``blocked`` and ``drifted_group_ids`` are used when the summary has them.
-    Without ``drifted_group_ids``, the drifted groups are the summary's ``group_ids`` when
-    anything was revoked, found, missing, restored or blocked, and 0 otherwise: for a
-    scheduled run that also counts groups whose only changes were excepted rules.
-    """
-    revoked = _count(summary.get("revoked"))
-    would_revoke = _count(summary.get("would_revoke"))
-    restored = _count(summary.get("restored"))
-    blocked = _count(summary.get("blocked"))
-    if "drifted_group_ids" in summary:
-        drifted = _distinct(summary["drifted_group_ids"])
-    elif revoked or would_revoke or restored or blocked or _count(summary.get("missing")):
-        drifted = _distinct(summary.get("group_ids"))
-    else:
-        drifted = 0
-    return RunCounts(
-        drifted_groups=drifted,
-        rules_revoked=revoked,
-        rules_would_revoke=would_revoke,
-        rules_restored=restored,
-        rules_blocked=blocked,
-        errors=_count(summary.get("errors")),
-    )
-
-
 def metrics_for(
-    summary: Mapping[str, Any],
+    summary: TriggerSummary,
     *,
     duration_ms: float,
     mode: str,
@@ -173,8 +106,8 @@ def metrics_for(
 ) -> dict[str, Any]:
     """The EMF record of one handler invocation, from its summary (now, unless given)."""
     return emf_record(
-        counts_from_summary(summary),
-        trigger=str(summary.get("trigger") or "ignored"),
+        summary.counts(),
+        trigger=summary.trigger,
         mode=mode,
         duration_ms=duration_ms,
         timestamp_ms=timestamp_ms if timestamp_ms is not None else time.time_ns() // 1_000_000,

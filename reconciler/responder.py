@@ -1,28 +1,28 @@
 """The event path: one trigger (CloudTrail call, schedule, or noise) -> a summary.
 
-The event only says where to look. The live state, read fresh, decides what to revoke:
-a rule the baseline allows is never revoked, whatever the event says.
+The event only says where to look. The live state, read fresh by the one reconcile loop,
+decides what to revoke: a rule the baseline allows is never revoked, whatever the event
+says. What is the event path's own: ignoring (own calls, other regions and accounts),
+routing to a member account, tag removals, and the notices.
 """
 
 from __future__ import annotations
 
-__all__ = ["Responder", "TriggerSummary", "is_same_principal"]
+__all__ = ["Deployment", "Responder", "TriggerSummary", "is_same_principal"]
 
-import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.adapters.ec2 import RuleAuthorizer, RuleRevoker, SecurityGroupReader
+from reconciler.adapters.ec2 import SecurityGroupReader
 from reconciler.adapters.events import ApiCall, Ignored, ScheduledTick, Trigger
 from reconciler.adapters.journal import LogJournal, S3Journal
 from reconciler.adapters.notify import (
-    Notification,
     SnsNotifier,
     drift_notice,
     journal_notice,
@@ -31,15 +31,10 @@ from reconciler.adapters.notify import (
 )
 from reconciler.core.journal import RunContext
 from reconciler.core.plan import Action, Outcome, Plan, Status
-from reconciler.core.planner import plan as make_plan
-from reconciler.core.rules import Direction, ObservedGroup
-from reconciler.service import (
-    RunResult,
-    apply_plan,
-    reconcile,
-    reconcile_accounts,
-    revoked_with_errors,
-)
+from reconciler.core.principals import is_same_principal, role_of
+from reconciler.core.scope import RunMode, Scope
+from reconciler.core.tag_changes import policies_left
+from reconciler.service import Record, RunError, RunOptions, RunResult, Site, reconcile
 from reconciler.summary import TriggerKind, TriggerSummary, ignored
 
 if TYPE_CHECKING:
@@ -47,79 +42,60 @@ if TYPE_CHECKING:
     from reconciler.adapters.aws import AwsClients
     from reconciler.core.accounts import Target
     from reconciler.core.policy import Baseline
+    from reconciler.core.ports import Notification
     from reconciler.settings import Settings
 
 log = structlog.get_logger("reconciler.event")
 
-
 # Outcomes a scheduled run notifies about (a quiet run sends nothing).
 _NOTEWORTHY = frozenset({Status.REVOKED, Status.RESTORED, Status.FAILED, Status.BLOCKED})
 
-_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:.*/)?([\w+=,.@-]+)$")
-_ASSUMED_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:sts::(\d{12}):assumed-role/([\w+=,.@-]+)/.+$")
 
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What one Lambda container knows: settings, baseline (None if invalid), clients.
 
-def _role_of(arn: str | None) -> tuple[str, str] | None:
-    """(account, role name) of a role or assumed-role ARN; None for anything else."""
-    if not arn:
-        return None
-    found = _ROLE_ARN.match(arn) or _ASSUMED_ROLE_ARN.match(arn)
-    return (found.group(1), found.group(2)) if found else None
-
-
-def is_same_principal(candidate: str | None, principal: str) -> bool:
-    """True when ``candidate`` is ``principal``, or both name the same IAM role.
-
-    A session issuer ARN carries the role's path (``role/service-role/x``) while an
-    assumed-role ARN does not, so roles compare by account and name.
+    ``accounts`` makes it a hub: the schedule covers every account of the file; events
+    act in their own account.
     """
-    if not candidate:
-        return False
-    if candidate == principal:
-        return True
-    role = _role_of(candidate)
-    return role is not None and role == _role_of(principal)
+
+    settings: Settings
+    baseline: Baseline | None
+    clients: AwsClients
+    own_arn: Callable[[], str | None]
+    policy_errors: tuple[str, ...] = ()
+    accounts: MemberAccounts | None = None
 
 
 class Responder:
-    """Handles triggers against live AWS state with one container's settings and baseline."""
+    """Handles triggers against live AWS state with one container's deployment."""
 
     def __init__(
-        self,
-        *,
-        settings: Settings,
-        baseline: Baseline | None,
-        policy_errors: Sequence[str],
-        clients: AwsClients,
-        own_arn: Callable[[], str | None],
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        accounts: MemberAccounts | None = None,
+        self, deployment: Deployment, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
-        self._settings = settings
-        # A hub: the schedule covers every account of the file; events act in their account.
-        self._accounts = accounts
-        self._baseline = baseline
-        self._policy_errors = tuple(policy_errors)
-        self._clients = clients
-        self._own_arn = own_arn
+        self._deployment = deployment
+        self._settings = deployment.settings
+        self._accounts = deployment.accounts
+        self._clients = deployment.clients
+        self._own_arn = deployment.own_arn
         self._now = now
+
+    @property
+    def baseline(self) -> Baseline | None:
+        """The container's baseline; None when the policies are invalid (fail closed)."""
+        return self._deployment.baseline
+
+    @property
+    def _mode(self) -> RunMode:
+        return RunMode.REPORT if self._settings.mode == "report" else RunMode.ENFORCE
 
     def handle(self, trigger: Trigger) -> TriggerSummary:
         """Act on one trigger; AWS failures are reported in the summary, never raised."""
         if isinstance(trigger, Ignored):
             return ignored(trigger.reason, trigger.event_name)
-        if self._baseline is None:
-            # Fail closed: an invalid baseline stops every action.
-            kind: TriggerKind = "schedule" if isinstance(trigger, ScheduledTick) else "cloudtrail"
-            name = trigger.event_name if isinstance(trigger, ApiCall) else None
-            log.error("policies_invalid", errors=list(self._policy_errors))
-            return TriggerSummary(
-                trigger=kind,
-                event_name=name,
-                skipped_reason="policies_invalid",
-                errors=self._policy_errors,
-                failed=True,
-            )
+        baseline = self._deployment.baseline
+        if baseline is None:
+            return self._fail_closed(trigger)
         if isinstance(trigger, ScheduledTick):
             context = self._run_context("schedule")
         else:
@@ -128,10 +104,11 @@ class Responder:
             )
         journal = self._journal(context)
         try:
+            record = Record(journal, context)
             if isinstance(trigger, ScheduledTick):
-                summary = self._scheduled(self._baseline, journal, context)
+                summary = self._scheduled(baseline, record)
             else:
-                summary = self._api_call(self._baseline, trigger, journal, context)
+                summary = self._api_call(baseline, trigger, record)
         finally:
             # Written even when the run broke off: what was revoked before is recorded.
             error = journal.close()
@@ -148,7 +125,19 @@ class Responder:
             notifications=(*summary.notifications, notice),
         )
 
-    # --- journal ---------------------------------------------------------------------------
+    def _fail_closed(self, trigger: ApiCall | ScheduledTick) -> TriggerSummary:
+        """An invalid baseline stops every action."""
+        kind: TriggerKind = "schedule" if isinstance(trigger, ScheduledTick) else "cloudtrail"
+        name = trigger.event_name if isinstance(trigger, ApiCall) else None
+        errors = self._deployment.policy_errors
+        log.error("policies_invalid", errors=list(errors))
+        return TriggerSummary(
+            trigger=kind,
+            event_name=name,
+            skipped_reason="policies_invalid",
+            errors=errors,
+            failed=True,
+        )
 
     def _run_context(
         self, trigger: str, actor: str | None = None, event_id: str | None = None
@@ -168,70 +157,36 @@ class Responder:
             return LogJournal()
         return S3Journal(self._clients.s3(None), bucket, self._settings.journal_prefix, context)
 
-    def _authorizer(self, region: str) -> RuleAuthorizer:
-        """Creates missing baseline rules (restore_missing); the role allows it only then."""
-        return RuleAuthorizer(self._clients.ec2(region))
-
     # --- schedule ------------------------------------------------------------------------
 
-    def _scheduled(
-        self, baseline: Baseline, journal: S3Journal | LogJournal, context: RunContext
-    ) -> TriggerSummary:
-        report = self._settings.mode == "report"
-        if self._accounts is not None:
-            result = self._reconcile_accounts(baseline, self._accounts, journal, context)
-        else:
-            result = reconcile(
-                baseline,
-                self._clients.ec2,
-                self._settings.regions,
-                apply=True,
-                dry_run=False,
-                report_mode=report,
-                now=self._now(),
-                journal=journal,
-                context=context,
-                authorizers=self._authorizer,
-            )
-        errors = (*result.errors, *(str(p) for p in result.plan.problems))
+    def _scheduled(self, baseline: Baseline, record: Record) -> TriggerSummary:
+        result = self._schedule_run(baseline, record)
+        errors = tuple(result.error_messages())
         notices: list[Notification] = []
-        changed = any(o.status in _NOTEWORTHY for o in result.outcomes)
-        if changed or errors:
+        if any(o.status in _NOTEWORTHY for o in result.outcomes) or errors:
             notices.append(run_notice(result.outcomes, errors, mode=self._settings.mode))
-        return self._summary(
-            "schedule",
-            None,
-            tuple(sorted({c.group_id for c in result.plan.changes})),
-            result.outcomes,
-            errors=errors,
-            failed=result.failed,
-            notices=notices,
+        head = TriggerSummary(
+            trigger="schedule", group_ids=tuple(sorted({c.group_id for c in result.plan.changes}))
         )
+        return self._summary(head, result, errors=errors, failed=result.failed, notices=notices)
 
-    def _reconcile_accounts(
-        self,
-        baseline: Baseline,
-        accounts: MemberAccounts,
-        journal: S3Journal | LogJournal,
-        context: RunContext,
-    ) -> RunResult:
-        """Every account of the accounts file (listed again, for new organization accounts)."""
-        try:
-            targets = accounts.targets(refresh=True)
-        except (ClientError, BotoCoreError) as exc:
-            log.error("accounts_unresolved", error=str(exc))
-            error = f"cannot resolve the accounts to reconcile: {exc}"
-            return RunResult(plan=Plan(changes=()), errors=(error,))
-        return reconcile_accounts(
-            baseline,
-            targets,
-            accounts.clients,
-            apply=True,
-            report_mode=self._settings.mode == "report",
-            now=self._now(),
-            journal=journal,
-            context=context,
-        ).result
+    def _schedule_run(self, baseline: Baseline, record: Record) -> RunResult:
+        """Every managed group of this account, or of every account of the accounts file."""
+        if self._accounts is None:
+            sites = [Site.of(self._clients.ec2, self._settings.regions)]
+        else:
+            try:
+                # Listed again each run, for new organization accounts.
+                targets = self._accounts.targets(refresh=True)
+            except (ClientError, BotoCoreError) as exc:
+                log.error("accounts_unresolved", error=str(exc))
+                error = RunError(
+                    f"cannot resolve the accounts to reconcile: {exc}", stage="account"
+                )
+                return RunResult(plan=Plan(changes=()), errors=(error,))
+            sites = [Site.member(t, self._accounts.clients) for t in targets]
+        options = RunOptions(mode=self._mode, now=self._now())
+        return reconcile(baseline, sites, options=options, record=record)
 
     # --- CloudTrail calls -----------------------------------------------------------------
 
@@ -242,7 +197,7 @@ class Responder:
                 return True
         if self._accounts is not None:
             # The member role acts for us in its account: its changes are ours.
-            role = _role_of(issuer)
+            role = role_of(issuer)
             names = self._accounts.file.role_names()
             if role is not None and role[0] == call.account and role[1] in names:
                 return True
@@ -251,13 +206,7 @@ class Responder:
         own = self._own_arn()
         return own is not None and is_same_principal(issuer, own)
 
-    def _api_call(
-        self,
-        baseline: Baseline,
-        call: ApiCall,
-        journal: S3Journal | LogJournal,
-        context: RunContext,
-    ) -> TriggerSummary:
+    def _api_call(self, baseline: Baseline, call: ApiCall, record: Record) -> TriggerSummary:
         if self._is_own_call(call):
             return ignored("own_call", call.event_name)
         account = self._member_of(call)
@@ -279,55 +228,50 @@ class Responder:
                     call, f"{account.label}: cannot assume {account.role_arn}: {exc}"
                 )
         account_id = account.account_id if account is not None else call.account
-        reader = SecurityGroupReader(clients.ec2(region), region, account_id)
-        try:
-            if call.event_name == "DeleteTags":
-                return self._tags_removed(baseline, call, reader)
-            groups = (
-                reader.read_groups(call.group_ids)
-                if call.group_ids
-                else reader.read_groups_by_name(call.group_names)
-            )
-        except (ClientError, BotoCoreError) as exc:
-            log.error("read_failed", region=region, error=str(exc), event_name=call.event_name)
-            return _call_failed(call, f"{region}: cannot read {', '.join(call.group_ids)}: {exc}")
-        if not groups:
+        if call.event_name == "DeleteTags":
+            return self._tags_removed(baseline, call, clients, account_id)
+        scope = Scope(
+            group_ids=call.group_ids or None,
+            group_names=() if call.group_ids else call.group_names,
+            direction=call.direction,
+            rule_ids=call.rule_ids,
+        )
+        site = Site.of(clients.ec2, (region,), account_id)
+        options = RunOptions(mode=self._mode, now=self._now())
+        result = reconcile(baseline, [site], scope=scope, options=options, record=record)
+        return self._call_summary(call, result)
+
+    def _call_summary(self, call: ApiCall, result: RunResult) -> TriggerSummary:
+        """What one call led to: not found, unmanaged, or what the loop did about it."""
+        if result.read_failed:
+            return _call_failed(call, str(result.errors[0]))
+        if not result.observed:
             return TriggerSummary(
                 trigger="cloudtrail",
                 event_name=call.event_name,
                 group_ids=call.group_ids,
                 skipped_reason="group_not_found",
             )
-        plan = make_plan(baseline, groups, now=self._now())
-        plan = plan.restricted_to(_directions(call, groups))
-        if plan.managed_groups == 0:
+        if result.plan.managed_groups == 0:
             return TriggerSummary(
                 trigger="cloudtrail",
                 event_name=call.event_name,
-                group_ids=tuple(g.group_id for g in groups),
+                group_ids=result.observed,
                 skipped_reason="unmanaged_group",
             )
-        revoker = RuleRevoker(clients.ec2(region), reader)
-        outcomes = apply_plan(
-            plan,
-            lambda _region: revoker,
-            report_mode=self._settings.mode == "report",
-            journal=journal,
-            context=context,
-            authorizers=lambda r: RuleAuthorizer(clients.ec2(r)),
-        )
         notices: list[Notification] = []
-        if any(o.change.action in (Action.REVOKE, Action.RESTORE) for o in outcomes):
-            notice = drift_notice(call, outcomes, mode=self._settings.mode)
+        if any(o.change.action in (Action.REVOKE, Action.RESTORE) for o in result.outcomes):
+            notice = drift_notice(call, result.outcomes, mode=self._settings.mode)
             log.warning("drift_event", **notice.facts)
             notices.append(notice)
+        head = TriggerSummary(
+            trigger="cloudtrail", event_name=call.event_name, group_ids=result.observed
+        )
         return self._summary(
-            "cloudtrail",
-            call.event_name,
-            tuple(g.group_id for g in groups),
-            outcomes,
-            errors=(*(str(p) for p in plan.problems), *revoked_with_errors(outcomes)),
-            failed=any(o.status is Status.FAILED for o in outcomes),
+            head,
+            result,
+            errors=(*(str(p) for p in result.plan.problems), *(str(e) for e in result.errors)),
+            failed=result.any_failed_write,
             notices=notices,
         )
 
@@ -350,13 +294,19 @@ class Responder:
         return target
 
     def _tags_removed(
-        self, baseline: Baseline, call: ApiCall, reader: SecurityGroupReader
+        self, baseline: Baseline, call: ApiCall, clients: AwsClients, account_id: str | None
     ) -> TriggerSummary:
         """A removed tag may take a group out of the baseline: warn, never revert."""
-        groups = reader.describe(call.group_ids)
+        region = call.region or self._settings.regions[0]
+        reader = SecurityGroupReader(clients.ec2(region), region, account_id)
+        try:
+            groups = reader.describe(call.group_ids)
+        except (ClientError, BotoCoreError) as exc:
+            log.error("read_failed", region=region, error=str(exc), event_name=call.event_name)
+            return _call_failed(call, f"{region}: cannot read {', '.join(call.group_ids)}: {exc}")
         notices = []
         for group in groups:
-            left = _policies_left(baseline, group, call.tags)
+            left = policies_left(baseline, group, call.tags)
             if left:
                 notice = untracked_notice(call, [group.group_id], ", ".join(left))
                 log.warning("group_left_baseline", **notice.facts)
@@ -373,28 +323,19 @@ class Responder:
 
     def _summary(
         self,
-        kind: TriggerKind,
-        event_name: str | None,
-        group_ids: tuple[str, ...],
-        outcomes: Sequence[Outcome],
+        head: TriggerSummary,
+        result: RunResult,
         *,
         errors: tuple[str, ...],
         failed: bool,
         notices: list[Notification],
     ) -> TriggerSummary:
-        errors = (
-            *errors,
-            *(
-                f"{o.change.group_id} {o.change.rule_id}: {o.error}"
-                for o in outcomes
-                if o.status is Status.FAILED
-            ),
-        )
+        """``head`` (trigger, event, groups) completed with what the run did; notices sent."""
+        outcomes = result.outcomes
+        errors = (*errors, *_failures(outcomes))
         sent = self._publish(notices)
-        return TriggerSummary(
-            trigger=kind,
-            event_name=event_name,
-            group_ids=group_ids,
+        return replace(
+            head,
             revoked=tuple(o.change.rule_id or "" for o in outcomes if o.status is Status.REVOKED),
             missing=tuple(
                 o.change.to_dict() for o in outcomes if o.change.action is Action.MISSING
@@ -424,44 +365,13 @@ class Responder:
         return tuple(errors)
 
 
-def _directions(call: ApiCall, groups: Sequence[ObservedGroup]) -> frozenset[Direction]:
-    """The directions an event can have changed: its own, else those of the rules it names.
-
-    Limiting the event path to them keeps it at one revoke call; the schedule covers the
-    rest.
-    """
-    if call.direction is not None:
-        return frozenset({call.direction})
-    if call.rule_ids:
-        named = {
-            rule.key.direction
-            for group in groups
-            for rule in group.rules
-            if rule.rule_id in call.rule_ids
-        }
-        if named:
-            return frozenset(named)
-    return frozenset(Direction)
-
-
-def _policies_left(
-    baseline: Baseline, group: ObservedGroup, removed: Sequence[tuple[str, str | None]]
-) -> list[str]:
-    """Policies that matched the group before the tags were removed and do not now."""
-    out = []
-    for policy in baseline.policies:
-        wanted = policy.match.tags or {}
-        if not any(key in wanted for key, _ in removed):
-            continue
-        before = dict(group.tags)
-        for key, value in removed:
-            # DeleteTags may omit the value: assume it was the one the policy wanted.
-            before[key] = value if value is not None else wanted.get(key, "")
-        gid, vpc = group.group_id, group.vpc_id
-        was = policy.match.holds_for(group_id=gid, tags=before, vpc_id=vpc)
-        if was and not policy.match.holds_for(group_id=gid, tags=group.tags, vpc_id=vpc):
-            out.append(policy.name)
-    return out
+def _failures(outcomes: Sequence[Outcome]) -> tuple[str, ...]:
+    """One line per failed write."""
+    return tuple(
+        f"{o.change.group_id} {o.change.rule_id}: {o.error}"
+        for o in outcomes
+        if o.status is Status.FAILED
+    )
 
 
 def _call_failed(call: ApiCall, error: str) -> TriggerSummary:

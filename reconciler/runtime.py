@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ReconcileFailed", "build_responder", "container", "raise_if_failed", "run_event"]
+__all__ = [
+    "ReconcileFailed",
+    "build_responder",
+    "container",
+    "handle_event",
+    "raise_if_failed",
+    "run_event",
+]
 
 import functools
 import json
@@ -44,7 +51,7 @@ def build_responder(
 
     from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
     from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
-    from reconciler.responder import Responder  # noqa: PLC0415
+    from reconciler.responder import Deployment, Responder  # noqa: PLC0415
     from reconciler.settings import Settings  # noqa: PLC0415
 
     settings = Settings.from_env(environ)
@@ -83,14 +90,15 @@ def build_responder(
         regions=list(settings.regions),
         policies=len(baseline.policies) if baseline else 0,
     )
-    return Responder(
+    deployment = Deployment(
         settings=settings,
         baseline=baseline,
-        policy_errors=errors,
         clients=clients,
         own_arn=own_arn,
+        policy_errors=errors,
         accounts=members,
     )
+    return Responder(deployment)
 
 
 def _member_accounts(
@@ -129,42 +137,27 @@ def container() -> Responder:
     return build_responder(os.environ)
 
 
-def _combine(summaries: list[TriggerSummary]) -> dict[str, Any]:
-    if len(summaries) == 1:
-        return summaries[0].to_dict()
-    acting = [s for s in summaries if s.trigger != "ignored"] or summaries
-    first = acting[0]
-    out = first.to_dict()
-    for key in (
-        "group_ids",
-        "revoked",
-        "missing",
-        "errors",
-        "would_revoke",
-        "restored",
-        "blocked",
-        "drifted_group_ids",
-    ):
-        out[key] = [item for s in summaries for item in s.to_dict()[key]]
-    out["records"] = [s.to_dict() for s in summaries]
-    return out
-
-
-def run_event(event: object, responder: Responder | None = None) -> tuple[dict[str, Any], bool]:
-    """Handle every trigger in ``event``; return the summary and whether anything failed.
+def handle_event(event: object, responder: Responder | None = None) -> TriggerSummary:
+    """Handle every trigger in ``event``; one summary for them all (logged once).
 
     Without a ``responder`` the container's is used, built only if a trigger needs one.
     """
-    summaries = [
-        ignored(trigger.reason, trigger.event_name)
-        if isinstance(trigger, Ignored)
-        else (responder or container()).handle(trigger)
-        for trigger in parse_event(event)
-    ]
-    summary = _combine(summaries)
-    failed = any(s.failed for s in summaries)
-    log.info("event_summary", **summary, failed=failed)
-    return summary, failed
+    summary = TriggerSummary.merged(
+        [
+            ignored(trigger.reason, trigger.event_name)
+            if isinstance(trigger, Ignored)
+            else (responder or container()).handle(trigger)
+            for trigger in parse_event(event)
+        ]
+    )
+    log.info("event_summary", **summary.to_dict(), failed=summary.failed)
+    return summary
+
+
+def run_event(event: object, responder: Responder | None = None) -> tuple[dict[str, Any], bool]:
+    """``handle_event`` as the JSON that leaves the process, and whether anything failed."""
+    summary = handle_event(event, responder)
+    return summary.to_dict(), summary.failed
 
 
 def raise_if_failed(summary: dict[str, Any], failed: bool) -> None:

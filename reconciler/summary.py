@@ -6,15 +6,39 @@ planner (a cold start that only has to say "not ours" stays cheap).
 
 from __future__ import annotations
 
-__all__ = ["TriggerKind", "TriggerSummary", "ignored"]
+__all__ = ["RunCounts", "TriggerKind", "TriggerSummary", "ignored"]
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from reconciler.adapters.notify import Notification
+    from reconciler.core.ports import Notification
 
 TriggerKind = Literal["cloudtrail", "schedule", "ignored"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    """What one invocation found and did, as the numbers the metrics carry."""
+
+    drifted_groups: int = 0
+    rules_revoked: int = 0
+    rules_would_revoke: int = 0  # report mode: drift found and left alone
+    rules_restored: int = 0
+    rules_blocked: int = 0  # over a blast-radius limit: not made
+    errors: int = 0
+
+    def values(self) -> dict[str, int]:
+        """The count metrics by metric name (every name of METRIC_UNITS but Duration)."""
+        return {
+            "DriftedGroups": self.drifted_groups,
+            "RulesRevoked": self.rules_revoked,
+            "RulesWouldRevoke": self.rules_would_revoke,
+            "RulesRestored": self.rules_restored,
+            "RulesBlocked": self.rules_blocked,
+            "Errors": self.errors,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +58,52 @@ class TriggerSummary:
     drifted_group_ids: tuple[str, ...] = ()
     failed: bool = False
     notifications: tuple[Notification, ...] = field(default=(), repr=False)
+    records: tuple[TriggerSummary, ...] = ()  # the triggers merged into this one
+
+    @classmethod
+    def merged(cls, summaries: Sequence[TriggerSummary]) -> TriggerSummary:
+        """One summary for the triggers of one event (an SNS batch may carry several).
+
+        The first acting trigger names it; the lists hold every trigger's items in order,
+        and ``records`` each trigger's own summary.
+        """
+        if len(summaries) == 1:
+            return summaries[0]
+        acting = [s for s in summaries if s.trigger != "ignored"] or list(summaries)
+        return replace(
+            acting[0],
+            group_ids=tuple(g for s in summaries for g in s.group_ids),
+            revoked=tuple(r for s in summaries for r in s.revoked),
+            missing=tuple(m for s in summaries for m in s.missing),
+            errors=tuple(e for s in summaries for e in s.errors),
+            would_revoke=tuple(r for s in summaries for r in s.would_revoke),
+            restored=tuple(r for s in summaries for r in s.restored),
+            blocked=tuple(b for s in summaries for b in s.blocked),
+            drifted_group_ids=tuple(g for s in summaries for g in s.drifted_group_ids),
+            failed=any(s.failed for s in summaries),
+            notifications=tuple(n for s in summaries for n in s.notifications),
+            records=tuple(summaries),
+        )
+
+    def counts(self) -> RunCounts:
+        """The numbers the invocation's metrics carry (a merged summary may repeat a group)."""
+        return RunCounts(
+            drifted_groups=len(set(self.drifted_group_ids)),
+            rules_revoked=len(self.revoked),
+            rules_would_revoke=len(self.would_revoke),
+            rules_restored=len(self.restored),
+            rules_blocked=len(self.blocked),
+            errors=len(self.errors),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-serialisable summary (README, "Lambda")."""
+        """The JSON-serialisable summary (the handler's return value)."""
+        out = self._fields()
+        if self.records:
+            out["records"] = [record.to_dict() for record in self.records]
+        return out
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "trigger": self.trigger,
             "event_name": self.event_name,

@@ -13,13 +13,13 @@ __all__ = [
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.core.plan import Outcome, Status
+from reconciler.core.ports import Notification
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -30,15 +30,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("reconciler.notify")
 
 SUBJECT_LIMIT = 100  # SNS rejects longer subjects
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """A subject line, a body for people (with a JSON block), and the facts as data."""
-
-    subject: str
-    body: str
-    facts: dict[str, Any] = field(default_factory=dict)
 
 
 def _subject(text: str) -> str:

@@ -13,7 +13,7 @@ from reconciler.adapters.aws import AwsClients
 from reconciler.cli import AwsOptions, cmd_reconcile, main
 from reconciler.core.accounts import Target
 from reconciler.core.policy import Baseline
-from reconciler.service import reconcile_accounts
+from reconciler.service import RunOptions, Site, reconcile
 from tests.policyfiles import write_policies
 from tests.world import REGION, World, ingress
 
@@ -155,15 +155,12 @@ def test_accounts_progress_names_each_account_once() -> None:
         Target("222222222222", "staging", "arn:aws:iam::222222222222:role/r", (REGION,)),
         Target("111111111111", "prod", "arn:aws:iam::111111111111:role/r", (REGION,)),
     ]
-    run = reconcile_accounts(
+    result = reconcile(
         Baseline(policies=()),
-        targets,
-        unreachable,
-        apply=False,
-        workers=1,
-        progress=messages.append,
+        [Site.member(t, unreachable) for t in targets],
+        options=RunOptions(account_workers=1, progress=messages.append),
     )
-    assert len(run.result.errors) == 2
+    assert len(result.errors) == 2
     assert messages == [
         "account 111111111111 (prod) (1/2)…",
         "account 222222222222 (staging) (2/2)…",

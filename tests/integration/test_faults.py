@@ -35,7 +35,7 @@ from reconciler.core.plan import Action, Status
 from reconciler.log import configure_logging
 from reconciler.responder import Responder
 from reconciler.runtime import build_responder, run_event
-from reconciler.service import RunResult, reconcile
+from reconciler.service import Record, RunMode, RunOptions, RunResult, Site, reconcile
 from tests.eventfiles import load_event
 from tests.faults import FaultyEC2, SendFaults, before_first, reject_rule_id
 from tests.policyfiles import write_policies
@@ -116,11 +116,9 @@ class Scene:
         try:
             return reconcile(
                 load_policies(self.policies),
-                clients,
-                [REGION],
-                apply=True,
-                journal=writer,
-                context=context,
+                [Site.of(clients, [REGION])],
+                options=RunOptions(mode=RunMode.ENFORCE),
+                record=Record(writer, context),
             )
         finally:
             writer.close()

@@ -20,7 +20,7 @@ from reconciler.core.plan import Status
 from reconciler.deploy.stack import load_template, policy_documents
 from reconciler.restore import RESTORE_PERMISSIONS
 from reconciler.runtime import build_responder, run_event
-from reconciler.service import reconcile
+from reconciler.service import Record, RunMode, RunOptions, Site, reconcile
 from reconciler.settings import Settings
 from tests.deploy_stacks import TEMPLATE
 from tests.eventfiles import load_event
@@ -215,11 +215,9 @@ def test_the_intent_is_on_disk_before_the_revoke_call(
     context = RunContext(run_id="r1", trigger="test", time=datetime.now(UTC).isoformat())
     result = reconcile(
         load_policies(policies),
-        lambda _region: FaultyEC2(real, check_journal),
-        [REGION],
-        apply=True,
-        journal=journal,
-        context=context,
+        [Site.of(lambda _region: FaultyEC2(real, check_journal), [REGION])],
+        options=RunOptions(mode=RunMode.ENFORCE),
+        record=Record(journal, context),
     )
     journal.close()
     assert [o.status for o in result.outcomes] == [Status.REVOKED, Status.REVOKED]

@@ -270,7 +270,7 @@ def test_a_baseline_rule_named_by_the_event_is_never_revoked(
         {"team": "web"},
         [ingress("tcp", (443, 443), "10.0.0.0/8"), ingress("tcp", (22, 22), "0.0.0.0/0")],
     )
-    policy_allows_ssh = responder._baseline
+    policy_allows_ssh = responder.baseline
     assert policy_allows_ssh is not None
     event = _with_region(_retarget(raw, {call.group_ids[0]: group}))
     summary, _ = run_event(event, responder)

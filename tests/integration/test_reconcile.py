@@ -10,11 +10,11 @@ from typing import Any
 import boto3
 import pytest
 
-from reconciler.adapters.ec2 import RuleRevoker, SecurityGroupReader
+from reconciler.adapters.ec2 import RuleAuthorizer, RuleRevoker, SecurityGroupReader
 from reconciler.adapters.policy_files import load_policies
 from reconciler.cli import AwsOptions, cmd_reconcile, ec2_factory
 from reconciler.core.plan import Status
-from reconciler.service import apply_plan, reconcile
+from reconciler.service import RunMode, RunOptions, Site, Writers, apply_plan, reconcile
 from tests.faults import FaultyEC2, fail_on
 from tests.policyfiles import write_policies
 from tests.world import DEFAULT_EGRESS, REGION, CallCounter, World, egress, ingress
@@ -232,12 +232,12 @@ def test_revoke_of_a_rule_someone_else_already_removed_is_already_absent(
     baseline = load_policies(write_policies(tmp_path / "p", WEB))
     group = world.group("web-1", {"team": "web"}, [*BASELINE, *DRIFT])
     clients = ec2_factory(session, None)
-    plan = reconcile(baseline, clients, [REGION], apply=False).plan
+    plan = reconcile(baseline, [Site.of(clients, [REGION])]).plan
     gone = next(c for c in plan.changes if c.key == DRIFT[0])
     world.ec2.revoke_security_group_ingress(GroupId=group, SecurityGroupRuleIds=[gone.rule_id])
 
     reader = SecurityGroupReader(clients(REGION), REGION)
-    outcomes = apply_plan(plan, lambda _r: RuleRevoker(clients(REGION), reader))
+    outcomes = apply_plan(plan, _writers(clients(REGION), reader))
     status = {o.change.key: o.status for o in outcomes}
     assert status[DRIFT[0]] is Status.ALREADY_ABSENT
     assert status[DRIFT[1]] is Status.REVOKED
@@ -252,11 +252,11 @@ def test_group_deleted_before_apply_is_already_absent_and_others_proceed(
     doomed = world.group("web-1", {"team": "web"}, [*BASELINE, *DRIFT])
     other = world.group("web-2", {"team": "web"}, [*BASELINE, *DRIFT])
     clients = ec2_factory(session, None)
-    plan = reconcile(baseline, clients, [REGION], apply=False).plan
+    plan = reconcile(baseline, [Site.of(clients, [REGION])]).plan
     world.ec2.delete_security_group(GroupId=doomed)
 
     reader = SecurityGroupReader(clients(REGION), REGION)
-    outcomes = apply_plan(plan, lambda _r: RuleRevoker(clients(REGION), reader))
+    outcomes = apply_plan(plan, _writers(clients(REGION), reader))
     by_group = {(o.change.group_id, o.status) for o in outcomes}
     assert (doomed, Status.ALREADY_ABSENT) in by_group
     assert {s for g, s in by_group if g == other} == {Status.REVOKED}
@@ -308,7 +308,9 @@ def test_one_group_failing_does_not_stop_the_others_and_apply_exits_1(
         fail_on("revoke_security_group_ingress", "UnauthorizedOperation", group_id=denied),
     )
     baseline = load_policies(policies)
-    result = reconcile(baseline, lambda _r: faulty, [REGION], apply=True)
+    result = reconcile(
+        baseline, [Site.of(lambda _r: faulty, [REGION])], options=RunOptions(mode=RunMode.ENFORCE)
+    )
     statuses = {(o.change.group_id, o.status) for o in result.outcomes}
     assert (denied, Status.FAILED) in statuses
     assert {s for g, s in statuses if g == fine} == {Status.REVOKED}
@@ -318,3 +320,9 @@ def test_one_group_failing_does_not_stop_the_others_and_apply_exits_1(
     failed = next(o for o in result.outcomes if o.status is Status.FAILED)
     assert failed.error is not None
     assert failed.error.startswith("UnauthorizedOperation: ")
+
+
+def _writers(client: Any, reader: SecurityGroupReader) -> Writers:
+    """Writers acting through ``client`` in every region (one region here)."""
+    revoker = RuleRevoker(client, reader)
+    return Writers(revoker=lambda _r: revoker, authorizer=lambda _r: RuleAuthorizer(client))

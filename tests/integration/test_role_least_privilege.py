@@ -25,7 +25,7 @@ from reconciler.adapters.policy_files import load_policies
 from reconciler.core.plan import Status
 from reconciler.core.policy import Baseline
 from reconciler.deploy.stack import load_template
-from reconciler.service import RunResult, reconcile
+from reconciler.service import RunMode, RunOptions, RunResult, Site, reconcile
 from tests.cfn_resolve import StackContext, ec2_role_policies
 from tests.deploy_stacks import TEMPLATE
 from tests.iam_moto import DENIED_CODES, ec2_resource_arns, iam_enforced, moto_evaluable
@@ -124,7 +124,9 @@ def without_action(policies: Mapping[str, Any], action: str) -> dict[str, Any]:
 def reconcile_as(as_principal: boto3.Session, baseline: Baseline) -> RunResult:
     """A full reconcile that applies, with the principal's credentials and IAM enforced."""
     clients = AwsClients(as_principal)
-    return iam_enforced(lambda: reconcile(baseline, clients.ec2, [REGION], apply=True))
+    site = Site.of(clients.ec2, [REGION])
+    enforce = RunOptions(mode=RunMode.ENFORCE)
+    return iam_enforced(lambda: reconcile(baseline, [site], options=enforce))
 
 
 def error_code(call: Callable[[], object]) -> str:

@@ -20,7 +20,6 @@ from reconciler.metrics import (
     NAMESPACE,
     TRIGGERS,
     RunCounts,
-    counts_from_summary,
     emf_record,
     emit_emf,
     metrics_for,
@@ -98,12 +97,15 @@ def test_a_cloudtrail_summary_becomes_these_exact_metric_values() -> None:
         "event_name": "AuthorizeSecurityGroupIngress",
         "group_ids": ["sg-0123456789abcdef0"],
         "revoked": ["sgr-0aaaaaaaaaaaaaaa1", "sgr-0aaaaaaaaaaaaaaa2"],
+        "drifted_group_ids": ["sg-0aaaaaaaaaaaaaaa1"],
         "missing": [{"action": "missing"}],
         "skipped_reason": None,
         "errors": ["notify: cannot publish"],
         "would_revoke": [],
     }
-    record = metrics_for(summary, duration_ms=812.3456, mode="enforce", timestamp_ms=TIMESTAMP_MS)
+    record = metrics_for(
+        typed(summary), duration_ms=812.3456, mode="enforce", timestamp_ms=TIMESTAMP_MS
+    )
     lines, parsed = emitted(record)
     assert len(lines) == 1
     assert_valid_emf(parsed)
@@ -146,10 +148,11 @@ def test_report_mode_counts_what_it_would_revoke_and_revokes_nothing() -> None:
         "group_ids": ["sg-0aaaaaaaaaaaaaaa1", "sg-0aaaaaaaaaaaaaaa2"],
         "revoked": [],
         "would_revoke": ["sgr-0aaaaaaaaaaaaaaa1", "sgr-0aaaaaaaaaaaaaaa2", "sgr-0aaaaaaaaaaaaaaa3"],
+        "drifted_group_ids": ["sg-0aaaaaaaaaaaaaaa1", "sg-0aaaaaaaaaaaaaaa2"],
         "missing": [],
         "errors": [],
     }
-    record = metrics_for(summary, duration_ms=1500, mode="report", timestamp_ms=TIMESTAMP_MS)
+    record = metrics_for(typed(summary), duration_ms=1500, mode="report", timestamp_ms=TIMESTAMP_MS)
     assert_valid_emf(record)
     assert (record["Trigger"], record["Mode"]) == ("schedule", "report")
     counted = (record["RulesRevoked"], record["RulesWouldRevoke"], record["DriftedGroups"])
@@ -158,8 +161,8 @@ def test_report_mode_counts_what_it_would_revoke_and_revokes_nothing() -> None:
 
 def test_an_ignored_event_is_counted_with_zero_drift() -> None:
     """An ignored event still gives one record (its duration), every count zero."""
-    summary = TriggerSummary(trigger="ignored", skipped_reason="own_call").to_dict()
-    record = metrics_for(summary, duration_ms=3.0, mode="enforce", timestamp_ms=TIMESTAMP_MS)
+    summary = TriggerSummary(trigger="ignored", skipped_reason="own_call")
+    record = metrics_for(typed(summary), duration_ms=3.0, mode="enforce", timestamp_ms=TIMESTAMP_MS)
     assert_valid_emf(record)
     assert record["Trigger"] == "ignored"
     assert [record[name] for name in METRIC_UNITS if name != "Duration"] == [0] * 6
@@ -169,7 +172,7 @@ def test_an_ignored_event_is_counted_with_zero_drift() -> None:
 def test_groups_read_without_drift_are_not_counted_as_drifted() -> None:
     """A CloudTrail event on a managed group that is already right counts no drifted group."""
     summary = {"trigger": "cloudtrail", "group_ids": ["sg-0aaaaaaaaaaaaaaa1"], "revoked": []}
-    assert counts_from_summary(summary) == RunCounts()
+    assert typed(summary).counts() == RunCounts()
 
 
 def test_the_summary_the_handler_builds_gives_a_valid_line_with_its_counts() -> None:
@@ -180,8 +183,8 @@ def test_the_summary_the_handler_builds_gives_a_valid_line_with_its_counts() -> 
         revoked=("sgr-0aaaaaaaaaaaaaaa1",),
         would_revoke=("sgr-0aaaaaaaaaaaaaaa2",),
         errors=("journal: cannot write s3://b/k: denied",),
-    ).to_dict()
-    record = metrics_for(summary, duration_ms=9.5, mode="enforce", timestamp_ms=TIMESTAMP_MS)
+    )
+    record = metrics_for(typed(summary), duration_ms=9.5, mode="enforce", timestamp_ms=TIMESTAMP_MS)
     assert_valid_emf(record)
     counted = (record["RulesRevoked"], record["RulesWouldRevoke"], record["Errors"])
     assert counted == (1, 1, 1)
@@ -196,12 +199,12 @@ def test_restored_blocked_and_drifted_group_ids_are_used_when_the_summary_has_th
         "drifted_group_ids": ["sg-1", "sg-2"],
         "revoked": ["sgr-1"],
         "restored": [{"action": "restore"}, {"action": "restore"}],
-        "blocked": 25,
+        "blocked": [{"action": "revoke"}] * 25,
         "errors": [],
         "would_revoke": [],
         "missing": [],
     }
-    assert counts_from_summary(summary) == RunCounts(
+    assert typed(summary).counts() == RunCounts(
         drifted_groups=2, rules_revoked=1, rules_restored=2, rules_blocked=25
     )
 
@@ -211,27 +214,44 @@ def test_a_combined_sns_summary_counts_every_record() -> None:
     summary = {
         "trigger": "cloudtrail",
         "group_ids": ["sg-1", "sg-2", "sg-1"],  # two events on sg-1
+        "drifted_group_ids": ["sg-1", "sg-2", "sg-1"],
         "revoked": ["sgr-1", "sgr-2", "sgr-3"],
         "missing": [],
         "errors": [],
         "would_revoke": [],
-        "records": [{"trigger": "cloudtrail"}, {"trigger": "cloudtrail"}],
     }
-    assert counts_from_summary(summary) == RunCounts(drifted_groups=2, rules_revoked=3)
+    assert typed(summary).counts() == RunCounts(drifted_groups=2, rules_revoked=3)
 
 
-def test_a_malformed_summary_counts_zero_rather_than_failing_the_handler() -> None:
-    """Absent, null or oddly typed summary entries count 0: metrics never break a run."""
-    summary = {"trigger": None, "revoked": None, "errors": "boom", "blocked": -3, "restored": True}
-    record = metrics_for(summary, duration_ms=0, mode="enforce", timestamp_ms=TIMESTAMP_MS)
-    assert_valid_emf(record)
-    assert record["Trigger"] == "ignored"
-    assert [record[name] for name in METRIC_UNITS if name != "Duration"] == [0] * 6
+def test_a_merged_summary_counts_every_trigger_and_each_group_once() -> None:
+    """TriggerSummary.merged (an SNS batch) adds up the revokes and counts a group once."""
+    first = TriggerSummary(
+        trigger="cloudtrail", revoked=("sgr-1",), drifted_group_ids=("sg-1",), errors=("e",)
+    )
+    second = TriggerSummary(
+        trigger="cloudtrail", revoked=("sgr-2", "sgr-3"), drifted_group_ids=("sg-1", "sg-2")
+    )
+    noise = TriggerSummary(trigger="ignored", skipped_reason="own_call")
+    merged = TriggerSummary.merged([noise, first, second])
+    assert merged.counts() == RunCounts(drifted_groups=2, rules_revoked=3, errors=1)
+    assert merged.to_dict()["trigger"] == "cloudtrail"
+    assert [r["trigger"] for r in merged.to_dict()["records"]] == [
+        "ignored",
+        "cloudtrail",
+        "cloudtrail",
+    ]
+
+
+def typed(summary: dict[str, Any] | TriggerSummary) -> TriggerSummary:
+    """The TriggerSummary these fields describe (lists become the type's tuples)."""
+    if isinstance(summary, TriggerSummary):
+        return summary
+    return TriggerSummary(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary.items()})
 
 
 def test_the_timestamp_defaults_to_now_in_epoch_milliseconds() -> None:
     """Without a timestamp the record carries the current time in milliseconds."""
-    record = metrics_for({"trigger": "schedule"}, duration_ms=1, mode="enforce")
+    record = metrics_for(TriggerSummary(trigger="schedule"), duration_ms=1, mode="enforce")
     now_ms = time.time() * 1000
     assert now_ms - 60_000 < record["_aws"]["Timestamp"] <= now_ms + 1
 
@@ -279,7 +299,7 @@ def test_the_line_goes_to_stdout_as_plain_json_whatever_structlog_renders(
     configure_logging(json=True)
     try:
         structlog.get_logger("reconciler").info("run_summary", drifted_groups=1)
-        record = metrics_for({"trigger": "schedule"}, duration_ms=5, mode="enforce")
+        record = metrics_for(TriggerSummary(trigger="schedule"), duration_ms=5, mode="enforce")
         emit_emf(record)
     finally:
         structlog.reset_defaults()
@@ -328,7 +348,9 @@ def test_every_summary_gives_one_valid_emf_line(
     summary: dict[str, Any], duration_ms: float, mode: str
 ) -> None:
     """Any summary shape the handler returns gives one line that is a valid EMF document."""
-    record = metrics_for(summary, duration_ms=duration_ms, mode=mode, timestamp_ms=TIMESTAMP_MS)
+    record = metrics_for(
+        typed(summary), duration_ms=duration_ms, mode=mode, timestamp_ms=TIMESTAMP_MS
+    )
     lines, parsed = emitted(record)
     assert len(lines) == 1
     assert_valid_emf(parsed)
