@@ -17,8 +17,6 @@ from __future__ import annotations
 
 __all__ = ["lower_bound", "measure_calls"]
 
-import io
-import json
 import math
 import os
 import tempfile
@@ -96,27 +94,23 @@ def _grouped(counts: Counter[str]) -> dict[str, int]:
 
 
 def _apply_in_process(endpoint: str, policies: Path) -> tuple[int, dict[str, Any], _Recorder]:
-    from reconciler.cli import AwsOptions, cmd_reconcile  # noqa: PLC0415
+    """One ``apply`` through the reconcile loop, as the CLI runs it, with calls recorded."""
+    from reconciler.adapters.aws import AwsClients  # noqa: PLC0415
+    from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
     from reconciler.log import configure_logging  # noqa: PLC0415
+    from reconciler.service import RunMode, RunOptions, Site, reconcile  # noqa: PLC0415
 
     session = boto3.Session(region_name=REGION)
     recorder = _Recorder(session)
-    out, err = io.StringIO(), io.StringIO()
     lift = unlimited_rates_env()
     saved = {k: os.environ.get(k) for k in lift}
     with open(os.devnull, "w", encoding="utf-8") as devnull:
         configure_logging(stream=devnull, json=True)
         os.environ.update(lift)
         try:
-            code = cmd_reconcile(
-                policies,
-                AwsOptions(None, (REGION,), endpoint),
-                apply=True,
-                dry_run=False,
-                output="json",
-                out=out,
-                err=err,
-                session=session,
+            site = Site.of(AwsClients(session, endpoint).ec2, [REGION])
+            result = reconcile(
+                load_policies(policies), [site], options=RunOptions(mode=RunMode.ENFORCE)
             )
         finally:
             for key, value in saved.items():
@@ -124,9 +118,8 @@ def _apply_in_process(endpoint: str, policies: Path) -> tuple[int, dict[str, Any
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-    if code not in (0, 1):
-        raise RuntimeError(f"apply exited {code}: {err.getvalue()[-2000:]}")
-    return code, json.loads(out.getvalue()), recorder
+    statuses = {status.value: n for status, n in result.statuses().items()}
+    return (1 if result.failed else 0), {"summary": {"statuses": statuses}}, recorder
 
 
 def measure_calls(server: MotoServer, spec: WorldSpec, runs: int) -> dict[str, Any]:
