@@ -113,6 +113,8 @@ def reconcile(
     """
     scope = scope or Scope.managed()
     options = options or RunOptions()
+    if options.now is None:
+        options = replace(options, now=datetime.now(UTC))  # one clock for every account
     if len(sites) == 1 and sites[0].target is None:
         return _run_site(baseline, sites[0], scope, options, record)
     pairs = [(s, s.target) for s in sorted(sites, key=lambda s: s.account_id or "")]
