@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.deploy.stack import template_parameter_defaults
+from reconciler.deploy.template import template_parameter_defaults
 
 _SUB_VARIABLE = re.compile(r"\$\{(!?)([^}]+)\}")
 _NO_VALUE = object()  # AWS::NoValue: the property is removed

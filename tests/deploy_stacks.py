@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 
-from reconciler.deploy.stack import DeployResult, deploy_stack
+from reconciler.deploy.stack import DeployRequest, DeployResult, Polling, deploy_stack
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "deploy" / "template.yaml"
@@ -65,19 +65,16 @@ def deploy(
 ) -> Deployed:
     """Run deploy_stack against the session's (moto) account and region."""
     out = io.StringIO()
-    result = deploy_stack(
-        session=session,
+    request = DeployRequest(
         stack_name=stack_name,
         region=session.region_name,
         zip_path=zip_path,
-        bucket=bucket,
         parameters=parameters,
-        endpoint_url=None,
+        bucket=bucket,
         dry_run=dry_run,
-        out=out,
-        template_path=template_path,
-        poll_seconds=0.01,
+        template=template_path,
     )
+    result = deploy_stack(request, session=session, out=out, polling=Polling(poll_seconds=0.01))
     return Deployed(result, out.getvalue())
 
 

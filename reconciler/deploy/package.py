@@ -54,6 +54,9 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry
 _FILE_MODE = 0o100644  # regular file, rw-r--r--: Lambda only needs to read the code
 _SKIP_DIRS = frozenset({"__pycache__"})
 _SKIP_SUFFIXES = (".pyc", ".pyo")
+# The templates, example policies and schema the CLI ships (reconciler.resources): the function
+# never reads them, so they stay out of its zip.
+_CLI_DATA = "data"
 
 
 class PackageError(ReconcilerError):
@@ -93,7 +96,32 @@ def build_package(
     raised before anything is downloaded or written. An ``accounts`` file (a hub) is checked
     the same way and shipped as ``accounts.yaml`` beside ``policies/``.
     """
-    # Imported here: the policy loader pulls in the models, which packaging does not otherwise need.
+    _check_inputs(policies_dir, architecture, accounts)
+    requirements = _pinned(RUNTIME_REQUIREMENTS + (BOTO_REQUIREMENTS if bundle_boto3 else ()))
+    cache = (
+        wheel_dir or default_wheel_dir()
+    ) / f"cp{LAMBDA_PYTHON.replace('.', '')}-{architecture}"
+    with tempfile.TemporaryDirectory(prefix="sg-reconciler-wheels-") as picked:
+        wheels = _lambda_wheels(requirements, architecture, cache, Path(picked))
+        entries = _entries(policies_dir, accounts, wheels)
+        wheel_names = tuple(sorted(w.name for w in wheels))
+    bytecode = _bytecode(entries)
+    entries.update(bytecode)
+    data = _write_zip(entries, output)
+    return PackageResult(
+        path=output,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        entries=len(entries),
+        architecture=architecture,
+        wheels=wheel_names,
+        compiled=len(bytecode),
+    )
+
+
+def _check_inputs(policies_dir: Path, architecture: str, accounts: Path | None) -> None:
+    """Raise before any work when the architecture, the baseline or the accounts file is wrong."""
+    # Imported here: the loaders pull in the models, which packaging does not otherwise need.
     from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
 
     if architecture not in ARCHITECTURES:
@@ -106,23 +134,22 @@ def build_package(
 
         load_accounts(accounts)
 
-    requirements = _pinned(RUNTIME_REQUIREMENTS + (BOTO_REQUIREMENTS if bundle_boto3 else ()))
-    cache = (
-        wheel_dir or default_wheel_dir()
-    ) / f"cp{LAMBDA_PYTHON.replace('.', '')}-{architecture}"
-    with tempfile.TemporaryDirectory(prefix="sg-reconciler-wheels-") as picked:
-        wheels = _lambda_wheels(requirements, architecture, cache, Path(picked))
-        entries: dict[str, bytes] = {}
-        _add_tree(entries, Path(reconciler.__file__).parent, PurePosixPath("reconciler"), "code")
-        _add_tree(entries, policies_dir, PurePosixPath("policies"), "policies")
-        if accounts is not None:
-            _put(entries, ACCOUNTS_ENTRY, accounts.read_bytes(), str(accounts))
-        for wheel in wheels:
-            _add_wheel(entries, wheel)
-        wheel_names = tuple(sorted(w.name for w in wheels))
-    bytecode = _bytecode(entries)
-    entries.update(bytecode)
 
+def _entries(policies_dir: Path, accounts: Path | None, wheels: Iterable[Path]) -> dict[str, bytes]:
+    """Every file of the zip by entry name: our code, the baseline, the accounts, the wheels."""
+    entries: dict[str, bytes] = {}
+    code = Path(reconciler.__file__).parent
+    _add_tree(entries, code, PurePosixPath("reconciler"), "code", skip=(code / _CLI_DATA,))
+    _add_tree(entries, policies_dir, PurePosixPath("policies"), "policies")
+    if accounts is not None:
+        _put(entries, ACCOUNTS_ENTRY, accounts.read_bytes(), str(accounts))
+    for wheel in wheels:
+        _add_wheel(entries, wheel)
+    return entries
+
+
+def _write_zip(entries: dict[str, bytes], output: Path) -> bytes:
+    """Write ``entries`` sorted, with fixed dates and modes, atomically; return the zip's bytes."""
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
@@ -133,16 +160,7 @@ def build_package(
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, entries[name], compresslevel=9)
     partial.replace(output)
-    data = output.read_bytes()
-    return PackageResult(
-        path=output,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        entries=len(entries),
-        architecture=architecture,
-        wheels=wheel_names,
-        compiled=len(bytecode),
-    )
+    return output.read_bytes()
 
 
 # Run by the 3.12 interpreter: compile argv[1]'s tree into argv[2], names as on Lambda.
@@ -335,8 +353,17 @@ def _put(entries: dict[str, bytes], name: str, data: bytes, source: str) -> None
     entries[name] = data
 
 
-def _add_tree(entries: dict[str, bytes], root: Path, prefix: PurePosixPath, source: str) -> None:
+def _add_tree(
+    entries: dict[str, bytes],
+    root: Path,
+    prefix: PurePosixPath,
+    source: str,
+    *,
+    skip: tuple[Path, ...] = (),
+) -> None:
     for path in _files(root):
+        if any(path.is_relative_to(skipped) for skipped in skip):
+            continue
         relative = PurePosixPath(*path.relative_to(root).parts)
         _put(entries, str(prefix / relative), path.read_bytes(), source)
 

@@ -21,7 +21,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from reconciler.deploy.stack import load_template, policy_documents
+from reconciler.deploy.template import load_template, policy_documents
 from tests.cfn_moto import role_policy
 from tests.cfn_resolve import StackContext, resolve
 from tests.deploy_stacks import REPO, TEMPLATE

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.deploy.stack import load_template
+from reconciler.deploy.template import load_template
 from reconciler.metrics import METRIC_UNITS, NAMESPACE, TRIGGERS
 from tests.cfn_resolve import StackContext, resolve
 from tests.deploy_stacks import TEMPLATE

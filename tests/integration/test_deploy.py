@@ -15,13 +15,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from reconciler.deploy.stack import (
-    DeployOutcome,
-    failure_reasons,
-    load_template,
-    package_key,
-    template_ec2_actions,
-)
+from reconciler.deploy.bucket import package_key
+from reconciler.deploy.cloudformation import failure_reasons
+from reconciler.deploy.stack import DeployOutcome
+from reconciler.deploy.template import load_template, template_ec2_actions
 from tests.cfn_moto import aws_like_change_sets, ignore_unsupported_resources, role_policy
 from tests.deploy_stacks import TEMPLATE, Deployed, deploy, stand_in_package
 

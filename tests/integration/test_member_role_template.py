@@ -11,7 +11,7 @@ from cfnlint.api import lint_file
 
 from reconciler.adapters.events import HANDLED_EVENT_NAMES
 from reconciler.deploy.package import ACCOUNTS_ENTRY
-from reconciler.deploy.stack import TEMPLATE_BODY_LIMIT, load_template
+from reconciler.deploy.template import TEMPLATE_BODY_LIMIT, load_template
 from tests.cfn_resolve import StackContext, ec2_role_policies, resolve
 from tests.deploy_stacks import TEMPLATE, handled_event_names
 

@@ -24,7 +24,7 @@ from reconciler.adapters.ec2 import REQUIRED_PERMISSIONS, ip_permission
 from reconciler.adapters.policy_files import load_policies
 from reconciler.core.plan import Status
 from reconciler.core.policy import Baseline
-from reconciler.deploy.stack import load_template
+from reconciler.deploy.template import load_template
 from reconciler.service import RunMode, RunOptions, RunResult, Site, reconcile
 from tests.cfn_resolve import StackContext, ec2_role_policies
 from tests.deploy_stacks import TEMPLATE

@@ -13,7 +13,7 @@ from cfnlint.api import lint_file
 
 from reconciler.adapters.ec2 import REQUIRED_PERMISSIONS, RESTORE_PERMISSIONS
 from reconciler.adapters.events import HANDLED_EVENT_NAMES
-from reconciler.deploy.stack import (
+from reconciler.deploy.template import (
     TEMPLATE_BODY_LIMIT,
     load_template,
     policy_documents,

@@ -64,7 +64,7 @@ def test_example_policy_points_at_the_schema_and_is_valid_under_it() -> None:
     """policies/example.yaml starts with the yaml-language-server line and validates."""
     text = EXAMPLE.read_text(encoding="utf-8")
     assert text.splitlines()[0] == "# yaml-language-server: $schema=../schema/policy.schema.json"
-    assert (EXAMPLE.parent / "../schema/policy.schema.json").resolve() == COMMITTED
+    assert (EXAMPLE.parent / "../schema/policy.schema.json").resolve() == COMMITTED.resolve()
     assert list(_validator().iter_errors(yaml.safe_load(text))) == []
 
 
