@@ -70,8 +70,17 @@ def _by_group(changes: Sequence[Change]) -> list[tuple[str, list[Change]]]:
     return [(heading, list(group)) for heading, group in groupby(ordered, key=_heading)]
 
 
-def _summary_line(plan: Plan, outcomes: tuple[Outcome, ...], problems: Sequence[str]) -> str:
+def _summary_line(
+    plan: Plan, outcomes: tuple[Outcome, ...], problems: Sequence[str], *, dry_run: bool = False
+) -> str:
     summary = plan.summary()
+    if dry_run and plan.changes:
+        restore = f" {summary.to_restore} to restore," if summary.to_restore else ""
+        return (
+            f"Dry run: {summary.to_revoke} to revoke,{restore} {summary.missing} missing,"
+            f" {summary.excepted} excepted, {summary.blocked} blocked"
+            f" in {summary.drifted_groups} groups; nothing was changed."
+        )
     if outcomes:
         counts = Counter(o.status for o in outcomes)
         restored = f" {counts[Status.RESTORED]} restored," if counts[Status.RESTORED] else ""
@@ -100,10 +109,12 @@ def render_text(
     *,
     palette: Palette | None = None,
     quiet: bool = False,
+    dry_run: bool = False,
 ) -> str:
     """A readable plan grouped by account, region and group, then a summary line.
 
-    With outcomes, each change's status. ``quiet`` keeps only the errors and the summary.
+    With outcomes, each change's status. ``quiet`` keeps only the errors and the summary;
+    ``dry_run`` (``apply --dry-run``) says so in the summary.
     """
     pal = palette or Palette()
     status_of = {id(o.change): o.status for o in outcomes}
@@ -113,7 +124,7 @@ def render_text(
         lines.extend(_line(c, status_of.get(id(c)), pal) for c in changes)
     problems = [*(errors or []), *(str(p) for p in plan.problems)]
     lines.extend(pal.paint(f"error: {message}", "31") for message in problems)
-    lines.append(_summary_line(plan, outcomes, problems))
+    lines.append(_summary_line(plan, outcomes, problems, dry_run=dry_run))
     return "\n".join(lines)
 
 
@@ -132,6 +143,7 @@ def render_markdown(
     errors: list[str] | None = None,
     *,
     quiet: bool = False,
+    dry_run: bool = False,
 ) -> str:
     """The plan (or apply) as GitHub markdown for a pull-request comment.
 
@@ -141,7 +153,11 @@ def render_markdown(
     status_of = {id(o.change): o.status for o in outcomes}
     problems = [*(errors or []), *(str(p) for p in plan.problems)]
     title = "apply" if outcomes else "plan"
-    lines = [f"## sg-reconciler {title}", "", f"**{_summary_line(plan, outcomes, problems)}**"]
+    lines = [
+        f"## sg-reconciler {title}",
+        "",
+        f"**{_summary_line(plan, outcomes, problems, dry_run=dry_run)}**",
+    ]
     columns = ["action", "rule id", "rule", "reason", "blocked"]
     if outcomes:
         columns.append("status")

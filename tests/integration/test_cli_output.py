@@ -10,7 +10,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from reconciler.adapters.aws import AwsClients
-from reconciler.cli import AwsOptions, cmd_reconcile, main
+from reconciler.cli import main
+from reconciler.cli.cmd_reconcile import ReconcileRequest, cmd_reconcile
+from reconciler.cli.console import Console
+from reconciler.cli.options import AwsOptions
 from reconciler.core.accounts import Target
 from reconciler.core.policy import Baseline
 from reconciler.service import RunOptions, Site, reconcile
@@ -121,7 +124,7 @@ def test_progress_goes_to_a_tty_stderr_for_multi_region_runs(
     aws = AwsOptions(None, (REGION, OTHER_REGION), None)
     out, err = io.StringIO(), _Terminal()
     code = cmd_reconcile(
-        policies, aws, apply=False, dry_run=False, output="json", out=out, err=err, session=session
+        ReconcileRequest(policies, aws, output="json", session=session), Console(out, err)
     )
     assert code == 2
     lines = err.getvalue().splitlines()
@@ -131,15 +134,8 @@ def test_progress_goes_to_a_tty_stderr_for_multi_region_runs(
 
     quiet_err = _Terminal()
     cmd_reconcile(
-        policies,
-        aws,
-        apply=False,
-        dry_run=False,
-        output="text",
-        out=io.StringIO(),
-        err=quiet_err,
-        session=session,
-        quiet=True,
+        ReconcileRequest(policies, aws, quiet=True, session=session),
+        Console(io.StringIO(), quiet_err),
     )
     assert quiet_err.getvalue() == ""
 

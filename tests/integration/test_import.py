@@ -147,17 +147,32 @@ def test_import_by_vpc_writes_every_group_of_the_vpc_and_stdout_is_the_file(
     assert _plan(policies) == 0
 
 
-def test_import_refuses_to_overwrite_without_force(
+def test_import_refuses_to_overwrite_without_overwrite(
     tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An existing --output is kept (exit 1) unless --force is given."""
+    """An existing --output is kept (exit 1) unless --overwrite is given."""
     group = world.group("web", None, [ingress("tcp", (443, 443), "0.0.0.0/0")])
     target = tmp_path / "web.yaml"
     target.write_text("keep me\n", encoding="utf-8")
     assert _import("--group-id", group, "--output", str(target)) == 1
-    assert capsys.readouterr().err == f"error: {target} exists; pass --force to overwrite it\n"
+    assert capsys.readouterr().err == f"error: {target} exists; pass --overwrite to overwrite it\n"
     assert target.read_text(encoding="utf-8") == "keep me\n"
+    assert _import("--group-id", group, "--output", str(target), "--overwrite") == 0
+    assert "group_ids: [" in target.read_text(encoding="utf-8")
+    assert "deprecated" not in capsys.readouterr().err
+
+
+def test_import_force_still_overwrites_and_says_it_is_deprecated(
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--force on import is the deprecated alias of --overwrite: it works and warns first."""
+    group = world.group("web", None, [ingress("tcp", (443, 443), "0.0.0.0/0")])
+    target = tmp_path / "web.yaml"
+    target.write_text("keep me\n", encoding="utf-8")
     assert _import("--group-id", group, "--output", str(target), "--force") == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "warning: --force is deprecated for import; use --overwrite"
+    assert err[-1] == f"Wrote 1 policies for 1 groups to {target}."
     assert "group_ids: [" in target.read_text(encoding="utf-8")
 
 

@@ -14,14 +14,15 @@ from structlog.testing import capture_logs
 
 from reconciler.adapters.journal import FileJournal
 from reconciler.adapters.policy_files import load_policies
-from reconciler.cli import AwsOptions, main
+from reconciler.cli import main
+from reconciler.cli.options import AwsOptions
 from reconciler.core.journal import JournalEntry, RunContext, parse_time
 from reconciler.core.plan import Status
-from reconciler.deploy.stack import load_template, policy_documents
-from reconciler.restore import RESTORE_PERMISSIONS
+from reconciler.deploy.template import load_template, policy_documents
 from reconciler.runtime import build_responder, run_event
 from reconciler.service import Record, RunMode, RunOptions, Site, reconcile
 from reconciler.settings import Settings
+from reconciler.undo import UNDO_PERMISSIONS
 from tests.deploy_stacks import TEMPLATE
 from tests.eventfiles import load_event
 from tests.faults import FaultyEC2
@@ -439,4 +440,4 @@ def test_the_role_may_only_put_journal_objects_and_never_authorize() -> None:
     assert [(s["Action"], s["Resource"]) for s in s3] == [
         ("s3:PutObject", {"Fn::Sub": "${JournalBucket.Arn}/journal/*"})
     ]
-    assert not actions & RESTORE_PERMISSIONS
+    assert not actions & UNDO_PERMISSIONS

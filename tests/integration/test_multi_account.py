@@ -15,7 +15,6 @@ role name the hub's policy does not allow (AccessDenied from the hub's identity 
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 from collections.abc import Iterator
@@ -27,11 +26,15 @@ import boto3
 import pytest
 
 from reconciler.adapters.accounts import load_accounts
-from reconciler.cli import AwsOptions, _hub_parameters, cmd_reconcile, main
+from reconciler.cli import main
+from reconciler.cli.cmd_reconcile import ReconcileRequest, cmd_reconcile
+from reconciler.cli.console import Console
+from reconciler.cli.options import AwsOptions
 from reconciler.core.errors import PolicyError
 from reconciler.core.rules import Direction, RuleKey
 from reconciler.deploy.package import ACCOUNTS_ENTRY, build_package
-from reconciler.deploy.stack import load_template
+from reconciler.deploy.parameters import ParameterError, hub_parameters
+from reconciler.deploy.template import load_template
 from reconciler.responder import Responder
 from reconciler.runtime import build_responder, run_event
 from tests.cfn_resolve import StackContext, ec2_role_policies, resolve
@@ -182,16 +185,16 @@ def run_cli(
     out, err = io.StringIO(), io.StringIO()
     code = iam_enforced(
         lambda: cmd_reconcile(
-            estate.policies,
-            AwsOptions(None, (), None),
-            apply=apply,
-            dry_run=False,
-            output=output,
-            out=out,
-            err=err,
-            session=estate.hub,
-            journal=journal,
-            accounts=estate.accounts,
+            ReconcileRequest(
+                estate.policies,
+                AwsOptions(None, (), None),
+                apply=apply,
+                output=output,
+                session=estate.hub,
+                journal=journal,
+                accounts=estate.accounts,
+            ),
+            Console(out, err),
         )
     )
     return code, out.getvalue(), err.getvalue()
@@ -264,15 +267,17 @@ def test_accounts_file_mistakes_stop_the_run_before_any_aws_call(
     bad.write_text(f'role_name: r\nregions: [{REGION}]\naccounts:\n  - id: "1"\n', encoding="utf-8")
     out, err = io.StringIO(), io.StringIO()
     options = AwsOptions(None, (), None)
-    common: dict[str, Any] = {"apply": True, "dry_run": False, "output": "json", "out": out}
-    assert cmd_reconcile(estate.policies, options, err=err, accounts=bad, **common) == 1
+    common: dict[str, Any] = {"apply": True, "output": "json", "accounts": bad}
+    bad_file = ReconcileRequest(estate.policies, options, **common)
+    assert cmd_reconcile(bad_file, Console(out, err)) == 1
     assert err.getvalue().splitlines() == [
         f"{bad}:4: accounts[0].id: '1' is not an account id (12 digits, quoted)",
         f"error: 1 problem(s) in {bad}; nothing was changed",
     ]
     with_region = AwsOptions(None, (REGION,), None)
     err = io.StringIO()
-    assert cmd_reconcile(estate.policies, with_region, err=err, accounts=bad, **common) == 1
+    with_bad = ReconcileRequest(estate.policies, with_region, **common)
+    assert cmd_reconcile(with_bad, Console(out, err)) == 1
     assert "--accounts and --region exclude each other" in err.getvalue()
     assert out.getvalue() == ""
     assert estate.live(HUB) == {KEEP, DRIFT}
@@ -300,16 +305,13 @@ def test_organizations_discovery_reaches_active_accounts_except_the_excluded(
         encoding="utf-8",
     )
     out, err = io.StringIO(), io.StringIO()
-    code = cmd_reconcile(
+    request = ReconcileRequest(
         write_policies(tmp_path / "policies", POLICY),
         AwsOptions(None, (), None),
-        apply=False,
-        dry_run=False,
         output="json",
-        out=out,
-        err=err,
         accounts=accounts,
     )
+    code = cmd_reconcile(request, Console(out, err))
     doc = json.loads(out.getvalue())
     assert code == 2
     reached = {a["account"]: a["name"] for a in doc["accounts"]}
@@ -523,17 +525,13 @@ def test_deploy_sets_member_role_name_from_the_accounts_file(tmp_path: Path) -> 
     """A hub's MemberRoleName is the file's one role name; no --accounts means no hub."""
     single = tmp_path / "single.yaml"
     single.write_text(ACCOUNTS.replace(", role_name: legacy-admin", ""), encoding="utf-8")
-    err = io.StringIO()
-    args = argparse.Namespace(accounts=single, organization_id="o-abcdefghij")
-    assert _hub_parameters(args, err) == {
+    assert hub_parameters(load_accounts(single), "o-abcdefghij", str(single)) == {
         "MemberRoleName": MEMBER_ROLE,
         "OrganizationId": "o-abcdefghij",
     }
-    args = argparse.Namespace(accounts=None, organization_id=None)
-    assert _hub_parameters(args, err) == {"MemberRoleName": ""}
+    assert hub_parameters(None, None) == {"MemberRoleName": ""}
     mixed = tmp_path / "mixed.yaml"
     mixed.write_text(ACCOUNTS, encoding="utf-8")
     assert load_accounts(mixed).role_names() == {MEMBER_ROLE, "legacy-admin"}
-    args = argparse.Namespace(accounts=mixed, organization_id=None)
-    assert _hub_parameters(args, err) is None
-    assert "a hub assumes one role name" in err.getvalue()
+    with pytest.raises(ParameterError, match="a hub assumes one role name"):
+        hub_parameters(load_accounts(mixed), None, str(mixed))

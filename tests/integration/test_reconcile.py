@@ -10,9 +10,12 @@ from typing import Any
 import boto3
 import pytest
 
+from reconciler.adapters.aws import AwsClients
 from reconciler.adapters.ec2 import RuleAuthorizer, RuleRevoker, SecurityGroupReader
 from reconciler.adapters.policy_files import load_policies
-from reconciler.cli import AwsOptions, cmd_reconcile, ec2_factory
+from reconciler.cli.cmd_reconcile import ReconcileRequest, cmd_reconcile
+from reconciler.cli.console import Console
+from reconciler.cli.options import AwsOptions
 from reconciler.core.plan import Status
 from reconciler.service import RunMode, RunOptions, Site, Writers, apply_plan, reconcile
 from tests.faults import FaultyEC2, fail_on
@@ -48,16 +51,15 @@ DRIFT = [
 def run(policies: Path, *, apply: bool, session: boto3.Session, **kw: Any) -> tuple[int, str]:
     """Run the CLI's plan/apply in-process and return (exit code, stdout)."""
     out, err = io.StringIO(), io.StringIO()
-    code = cmd_reconcile(
+    request = ReconcileRequest(
         policies,
         AwsOptions(None, (REGION,), None),
         apply=apply,
         dry_run=kw.get("dry_run", False),
         output=kw.get("output", "text"),
-        out=out,
-        err=err,
         session=session,
     )
+    code = cmd_reconcile(request, Console(out, err))
     return code, out.getvalue() + err.getvalue()
 
 
@@ -231,7 +233,7 @@ def test_revoke_of_a_rule_someone_else_already_removed_is_already_absent(
     """A planned rule that vanished before apply is reported already_absent; the rest go."""
     baseline = load_policies(write_policies(tmp_path / "p", WEB))
     group = world.group("web-1", {"team": "web"}, [*BASELINE, *DRIFT])
-    clients = ec2_factory(session, None)
+    clients = AwsClients(session).ec2
     plan = reconcile(baseline, [Site.of(clients, [REGION])]).plan
     gone = next(c for c in plan.changes if c.key == DRIFT[0])
     world.ec2.revoke_security_group_ingress(GroupId=group, SecurityGroupRuleIds=[gone.rule_id])
@@ -251,7 +253,7 @@ def test_group_deleted_before_apply_is_already_absent_and_others_proceed(
     baseline = load_policies(write_policies(tmp_path / "p", WEB))
     doomed = world.group("web-1", {"team": "web"}, [*BASELINE, *DRIFT])
     other = world.group("web-2", {"team": "web"}, [*BASELINE, *DRIFT])
-    clients = ec2_factory(session, None)
+    clients = AwsClients(session).ec2
     plan = reconcile(baseline, [Site.of(clients, [REGION])]).plan
     world.ec2.delete_security_group(GroupId=doomed)
 
@@ -278,16 +280,14 @@ def test_several_regions_are_planned_in_one_run(
             region_world.group("web", {"team": "web"}, [*BASELINE, DRIFT[0]]),
         )
     out = io.StringIO()
-    code = cmd_reconcile(
+    request = ReconcileRequest(
         policies,
         AwsOptions(None, tuple(regions), None),
         apply=True,
-        dry_run=False,
         output="json",
-        out=out,
-        err=io.StringIO(),
         session=boto3.Session(),
     )
+    code = cmd_reconcile(request, Console(out, io.StringIO()))
     assert code == 0
     doc = json.loads(out.getvalue())
     assert sorted(c["region"] for c in doc["changes"]) == sorted(regions)
@@ -302,7 +302,7 @@ def test_one_group_failing_does_not_stop_the_others_and_apply_exits_1(
     policies = write_policies(tmp_path / "p", WEB)
     denied = world.group("web-1", {"team": "web"}, [*BASELINE, *DRIFT])
     fine = world.group("web-2", {"team": "web"}, [*BASELINE, *DRIFT])
-    real = ec2_factory(session, None)
+    real = AwsClients(session).ec2
     faulty = FaultyEC2(
         real(REGION),
         fail_on("revoke_security_group_ingress", "UnauthorizedOperation", group_id=denied),

@@ -12,7 +12,8 @@ import boto3
 import pytest
 import structlog
 
-from reconciler.cli import AwsOptions, main
+from reconciler.cli import main
+from reconciler.cli.options import AwsOptions
 from reconciler.core.rules import RuleKey
 from reconciler.log import configure_logging
 from reconciler.runtime import build_responder, run_event

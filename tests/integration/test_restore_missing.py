@@ -19,8 +19,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from reconciler.cli import AwsOptions, cmd_reconcile, main
-from reconciler.deploy.stack import DeployOutcome
+from reconciler.cli import main
+from reconciler.cli.cmd_reconcile import ReconcileRequest, cmd_reconcile
+from reconciler.cli.console import Console
+from reconciler.cli.options import AwsOptions
+from reconciler.deploy.stack import DeployOutcome, DeployRequest
 from reconciler.runtime import build_responder, run_event
 from tests.cfn_moto import aws_like_change_sets, ignore_unsupported_resources, role_policy
 from tests.deploy_stacks import cloudtrail_record, deploy, stand_in_package
@@ -79,16 +82,14 @@ def scene(tmp_path: Path, world: World, on_drift: str = "revoke") -> Scene:
 def apply(scene: Scene, session: boto3.Session) -> tuple[int, dict[str, Any]]:
     """``sg-reconciler apply --output json`` in-process, with the given boto3 session."""
     out, err = io.StringIO(), io.StringIO()
-    code = cmd_reconcile(
+    request = ReconcileRequest(
         scene.policies,
         AwsOptions(None, (REGION,), None),
         apply=True,
-        dry_run=False,
         output="json",
-        out=out,
-        err=err,
         session=session,
     )
+    code = cmd_reconcile(request, Console(out, err))
     doc: dict[str, Any] = json.loads(out.getvalue())
     return code, doc
 
@@ -232,8 +233,8 @@ def captured_deploy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Cap
     def build_package(_policies: Path, output: Path, **_: object) -> Built:
         return Built(output)
 
-    def deploy_stack(*, parameters: dict[str, str], **_: object) -> Result:
-        calls.append(Captured(dict(parameters)))
+    def deploy_stack(request: DeployRequest, **_: object) -> Result:
+        calls.append(Captured(dict(request.parameters)))
         return Result()
 
     monkeypatch.setattr("reconciler.deploy.package.build_package", build_package)

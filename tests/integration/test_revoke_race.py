@@ -15,7 +15,8 @@ import boto3
 import pytest
 from structlog.testing import capture_logs
 
-from reconciler.cli import AwsOptions, main
+from reconciler.cli import main
+from reconciler.cli.options import AwsOptions
 from reconciler.runtime import build_responder, run_event
 from tests.eventfiles import load_event
 from tests.moto_revoke import aws_like_revoke_responses, edited_before_revoke

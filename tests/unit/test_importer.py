@@ -1,4 +1,4 @@
-"""Live groups -> baseline policies and YAML text (reconciler.core.importer), without AWS."""
+"""Live groups -> baseline policies and YAML text (core.baseline_from_groups), without AWS."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.core.importer import (
+from reconciler.core.baseline_from_groups import (
     Selector,
     import_baseline,
     merge_rules,
@@ -19,7 +19,7 @@ from reconciler.core.importer import (
 from reconciler.core.planner import plan
 from reconciler.core.policy import Baseline, PolicyFile
 from reconciler.core.rules import Direction, ObservedGroup, ObservedRule, RuleKey
-from reconciler.importer import _self_check
+from reconciler.import_groups import _self_check
 
 REGION = "eu-west-1"
 OWNER = "111111111111"

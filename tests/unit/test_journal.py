@@ -23,7 +23,7 @@ from reconciler.core.errors import JournalReadError, JournalUnavailable
 from reconciler.core.journal import JournalEntry, RunContext, parse_time, select_restorable
 from reconciler.core.plan import Action, Change, Status
 from reconciler.core.rules import Direction, RuleKey
-from reconciler.restore import RestoreOutcome, RestoreReport, RestoreStatus, render_restore
+from reconciler.undo import UndoOutcome, UndoReport, UndoStatus, render_undo
 
 WEB = "sg-0aaaaaaaaaaaaaaa1"
 DB = "sg-0aaaaaaaaaaaaaaa2"
@@ -317,25 +317,25 @@ def test_s3_sources_and_object_keys() -> None:
 
 def test_restore_text_has_a_line_per_group_and_rule_and_a_summary() -> None:
     """Each rule shows its old id, the rule, its description and what happened."""
-    report = RestoreReport(
+    report = UndoReport(
         outcomes=(
-            RestoreOutcome(_entry(), RestoreStatus.RESTORED),
-            RestoreOutcome(
-                _entry(rule_id="sgr-2", key=ALL6, description=None), RestoreStatus.ALREADY_PRESENT
+            UndoOutcome(_entry(), UndoStatus.RESTORED),
+            UndoOutcome(
+                _entry(rule_id="sgr-2", key=ALL6, description=None), UndoStatus.ALREADY_PRESENT
             ),
-            RestoreOutcome(
+            UndoOutcome(
                 _entry(group=DB, rule_id="sgr-3"),
-                RestoreStatus.GROUP_GONE,
+                UndoStatus.GROUP_GONE,
                 "InvalidGroup.NotFound: gone",
             ),
-            RestoreOutcome(
-                replace(_entry(group=DB, rule_id="sgr-4"), account=None), RestoreStatus.RESTORED
+            UndoOutcome(
+                replace(_entry(group=DB, rule_id="sgr-4"), account=None), UndoStatus.RESTORED
             ),
         )
     )
     account = _entry().account
     assert account is not None
-    assert render_restore(report, dry_run=False).splitlines() == [
+    assert render_undo(report, dry_run=False).splitlines() == [
         f"{account} us-east-1 {WEB}",
         "  + restore sgr-1 ingress tcp 22 from 0.0.0.0/0 (temp ssh) => restored",
         "  + restore sgr-2 egress all to ::/0 (no description) => already_present",
@@ -348,6 +348,6 @@ def test_restore_text_has_a_line_per_group_and_rule_and_a_summary() -> None:
         "Restore: 2 restored, 1 already present, 1 group gone, 0 failed (4 rules in 3 groups).",
     ]
     assert report.failed
-    assert render_restore(RestoreReport(outcomes=()), dry_run=False) == (
+    assert render_undo(UndoReport(outcomes=()), dry_run=False) == (
         "Nothing to restore: no revoked rule in the journal matches."
     )

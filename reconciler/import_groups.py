@@ -1,13 +1,13 @@
-"""``sg-reconciler import``: read live groups, write them as a baseline policy file.
+"""Import live groups (``sg-reconciler import``): read them, write them as a policy file.
 
-The text comes from the pure ``reconciler.core.importer``; here it is checked before anyone
-sees it: it must load as a policy file, and planning it against the groups just read must
-find no drift. A live rule no policy can express is reported as a note, not hidden.
+The text comes from the pure ``reconciler.core.baseline_from_groups``; here it is checked
+before anyone sees it: it must load as a policy file, and planning it against the groups
+just read must find no drift. A live rule no policy can express is reported as a note, not hidden.
 """
 
 from __future__ import annotations
 
-__all__ = ["ImportFailed", "ImportedFile", "Selection", "import_policies", "parse_tag"]
+__all__ = ["GroupSelection", "ImportFailed", "ImportedFile", "import_policies", "parse_tag"]
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,8 +17,8 @@ import yaml
 from pydantic import ValidationError
 
 from reconciler.adapters.ec2 import SecurityGroupReader
+from reconciler.core.baseline_from_groups import Selector, import_baseline, render_baseline
 from reconciler.core.errors import ReconcilerError
-from reconciler.core.importer import Selector, import_baseline, render_baseline
 from reconciler.core.planner import plan
 from reconciler.core.policy import Baseline, PolicyFile
 from reconciler.core.rules import ObservedGroup
@@ -41,7 +41,7 @@ def parse_tag(text: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Selection:
+class GroupSelection:
     """Which live groups to import: any of these tags, these ids, or one VPC."""
 
     tags: tuple[tuple[str, str], ...] = ()
@@ -84,7 +84,7 @@ class ImportedFile:
 def import_policies(
     client: EC2Client,
     region: str,
-    selection: Selection,
+    selection: GroupSelection,
     *,
     name: str | None = None,
     egress: bool = False,
