@@ -47,13 +47,15 @@ class FileJournal:
     """Appends one JSON line per entry to a local file, on disk before ``record`` returns.
 
     The file (and its directory) is created when the journal is opened, so a journal that
-    cannot be written is known before anything is read or changed. Each line is one
-    unbuffered append followed by fsync: nothing is held in memory that a crash could lose.
+    cannot be written is known before anything is read or changed; a file it created and
+    wrote nothing to is removed on ``close`` (a failed run leaves no empty journal). Each
+    line is one unbuffered append followed by fsync: nothing held in memory can be lost.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.recorded = 0
+        self._created = not path.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -82,10 +84,12 @@ class FileJournal:
         self.recorded += 1
 
     def close(self) -> str | None:
-        """Close the file (every entry is already on disk)."""
+        """Close the file (every entry is already on disk); remove it if we made it for nothing."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+            if self._created and not self.recorded:
+                self.path.unlink(missing_ok=True)
         return None
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import io
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -169,6 +173,9 @@ def test_demo_finds_and_revokes_drift(capsys: pytest.CaptureFixture[str]) -> Non
     policies = Path(__file__).parents[2] / "policies"
     assert main(["demo", "--policies", str(policies)]) == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[0] == "Simulated AWS account in us-east-1 with 4 security groups:"
+    assert "{'" not in out  # no Python dict (or any repr) is printed
+    assert "$ sg-reconciler plan --policies" in out  # each step shows the command it runs
     assert "(exit code 2)" in out
     assert out.rstrip().endswith(
         "Demo finished: drift found, revoked, reverted on its event, a mass change blocked,"
@@ -177,3 +184,122 @@ def test_demo_finds_and_revokes_drift(capsys: pytest.CaptureFixture[str]) -> Non
     assert "[blocked: max_revocations_per_group=25 (30 revokes planned)]" in out
     assert "Restore: 3 restored, 0 already present, 0 group gone, 0 failed" in out
     assert "Notification: sg-reconciler AUTO-MITIGATED: revoked 1 rule(s) on sg-" in out
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def html_endpoint() -> Iterator[str]:
+    """A local web server that answers every request with a 200 HTML page (not AWS)."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def _page(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html><body><h1>Welcome to nginx!</h1></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _page  # noqa: N815 - the names http.server calls
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _aws_command(name: str, tmp_path: Path) -> list[str]:
+    """``name`` with every option it needs to get as far as talking to AWS."""
+    policies = str(write_policies(tmp_path / "p", POLICY))
+    event = tmp_path / "event.json"
+    event.write_text('{"source": "aws.s3", "detail-type": "Object Created", "detail": {}}')
+    return {
+        "plan": ["plan", "--policies", policies],
+        "apply": ["apply", "--policies", policies, "--journal", str(tmp_path / "j.jsonl")],
+        "undo": ["undo", "--journal", str(tmp_path / "j.jsonl")],
+        "restore": ["restore", "--journal", str(tmp_path / "j.jsonl")],
+        "import": ["import", "--group-id", "sg-0123456789abcdef0"],
+        "handle-event": ["handle-event", str(event), "--policies", policies],
+        "deploy": ["deploy", "--stack-name", "s", "--policies", policies],
+    }[name]
+
+
+@pytest.mark.parametrize(
+    "command", ["plan", "apply", "undo", "restore", "import", "handle-event", "deploy"]
+)
+def test_a_missing_profile_is_one_error_line_on_every_aws_command(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--profile nosuch prints one `error:` line naming the profile and exits 1, no traceback."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    out, err = io.StringIO(), io.StringIO()
+    argv = [*_aws_command(command, tmp_path), "--region", REGION, "--profile", "nosuch"]
+    assert main(argv, out=out, err=err) == 1
+    assert err.getvalue() == (
+        "error: --profile nosuch: no such profile in the AWS config files"
+        " (`aws configure list-profiles` lists them)\n"
+    )
+    assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "import"])
+def test_an_endpoint_answering_html_is_one_error_line_and_apply_leaves_no_journal(
+    command: str, tmp_path: Path, html_endpoint: str
+) -> None:
+    """A web page instead of the EC2 API is one `error:` line, exit 1; apply keeps no journal."""
+    out, err = io.StringIO(), io.StringIO()
+    argv = [*_aws_command(command, tmp_path), "--region", REGION, "--endpoint-url", html_endpoint]
+    assert main(argv, out=out, err=err) == 1
+    assert err.getvalue() == (
+        f"error: --endpoint-url {html_endpoint} answered a web page (text/html, HTTP 200),"
+        " not an AWS API response; check the URL\n"
+    )
+    assert out.getvalue() == ""
+    assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_apply_dry_run_says_dry_run_in_its_summary_and_changes_nothing(
+    tmp_path: Path, world: World
+) -> None:
+    """apply --dry-run ends with a `Dry run:` summary saying nothing changed, and exits 0."""
+    policies = write_policies(tmp_path / "p", POLICY)
+    group = world.group("web", {"Name": "prod-sg"}, [*KEEP, SSH])
+    out = io.StringIO()
+    argv = ["apply", "--dry-run", "--policies", str(policies), "--region", REGION]
+    assert main(argv, out=out, err=io.StringIO()) == 0
+    assert out.getvalue().splitlines()[-1] == (
+        "Dry run: 1 to revoke, 0 missing, 0 excepted, 0 blocked in 1 groups; nothing was changed."
+    )
+    assert SSH in world.live(group)
+
+
+def test_on_a_terminal_info_logs_need_verbose_or_a_log_level(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a TTY plan's stderr has no run_summary log unless -v or SG_RECONCILER_LOG_LEVEL."""
+    monkeypatch.delenv("SG_RECONCILER_LOG_LEVEL", raising=False)
+    policies = write_policies(tmp_path / "p", POLICY)
+    world.group("web", {"Name": "prod-sg"}, KEEP)
+    plan = ["plan", "--policies", str(policies), "--region", REGION]
+    for argv, shown in ((plan, False), ([*plan, "-v"], True), (["--verbose", *plan], True)):
+        err = _Terminal()
+        assert main(argv, out=io.StringIO(), err=err) == 0
+        assert ("run_summary" in err.getvalue()) is shown, argv
+    monkeypatch.setenv("SG_RECONCILER_LOG_LEVEL", "INFO")
+    err = _Terminal()
+    assert main(plan, out=io.StringIO(), err=err) == 0
+    assert "run_summary" in err.getvalue()

@@ -248,6 +248,36 @@ def test_a_deleted_group_is_reported_group_gone_and_exits_1(
     assert world.live(kept) == {KEEP, SSH, DEFAULT_EGRESS}
 
 
+def test_undo_and_its_former_name_restore_print_the_same_and_exit_the_same(
+    tmp_path: Path,
+    world: World,
+    policies: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`undo` is the command and `restore` its alias: same options, same output, same codes."""
+    monkeypatch.setenv("SG_RECONCILER_LOG_LEVEL", "WARNING")  # info logs carry a timestamp
+    world.group("web", {"team": "web"}, [KEEP, (SSH, "temp"), (RDP6, "rdp"), SMTP])
+    journal = tmp_path / "journal.jsonl"
+    assert _apply(policies, journal) == 0
+    capsys.readouterr()
+    for extra in (["--dry-run"], ["--since", "2025-01-01T00:00"]):
+        printed = []
+        for name in ("undo", "restore"):
+            code = main([name, "--journal", str(journal), *extra])
+            printed.append((code, *capsys.readouterr()))
+        assert printed[0] == printed[1], extra
+        assert printed[0][0] == (0 if extra == ["--dry-run"] else 1)
+    assert main(["undo", "--journal", str(journal)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Restore: 3 restored, 0 already present, 0 group gone, 0 failed (3 rules in 1 groups)."
+    )
+    assert main(["restore", "--journal", str(journal)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Restore: 0 restored, 3 already present, 0 group gone, 0 failed (3 rules in 1 groups)."
+    )
+
+
 def test_a_malformed_journal_line_is_one_error_naming_file_and_line(
     tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
