@@ -234,6 +234,16 @@ def test_file_journal_creates_its_directory_and_appends_one_line_per_entry(
     assert [e.phase for e in read_entries(str(path))] == ["intent", "outcome", "outcome"]
 
 
+def test_file_journal_that_recorded_nothing_leaves_no_file_it_created(tmp_path: Path) -> None:
+    """A journal opened and closed without an entry removes the file it made, not an old one."""
+    path = tmp_path / "journal.jsonl"
+    FileJournal(path).close()
+    assert not path.exists()
+    path.write_text("", encoding="utf-8")  # someone else's (empty) file stays
+    FileJournal(path).close()
+    assert path.exists()
+
+
 def test_file_journal_that_cannot_be_opened_says_where_and_why(tmp_path: Path) -> None:
     """A file where the directory should be, or a directory as the path, is one clear line."""
     blocker = tmp_path / "blocker"
