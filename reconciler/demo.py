@@ -10,6 +10,7 @@ __all__ = [
     "BYSTANDER_DRIFT",
     "DRIFT",
     "REGION",
+    "DemoUnavailable",
     "Inbox",
     "World",
     "cloudtrail_event",
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.adapters.ec2 import ip_permission
+from reconciler.core.errors import ReconcilerError
 from reconciler.core.rules import Direction, RuleKey
 
 if TYPE_CHECKING:
@@ -46,6 +48,11 @@ DRIFT: tuple[tuple[str, RuleKey, str], ...] = (
 BYSTANDER_DRIFT = RuleKey(Direction.INGRESS, "tcp", 22, 22, "0.0.0.0/0")
 BYSTANDER = "legacy-tools"
 
+
+class DemoUnavailable(ReconcilerError):
+    """The simulated account cannot be had here (moto, the demo extra, is not installed)."""
+
+
 _FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -64,7 +71,7 @@ def simulated_account(env: Mapping[str, str] | None = None) -> Iterator[None]:
     try:
         from moto import mock_aws  # noqa: PLC0415 - a dev/demo dependency only
     except ImportError as exc:
-        raise SystemExit("error: the demo needs moto: pip install 'sg-reconciler[demo]'") from exc
+        raise DemoUnavailable("the demo needs moto: pip install 'sg-reconciler[demo]'") from exc
     changes = {**_FAKE_ENV, **(env or {})}
     saved = {k: os.environ.get(k) for k in [*changes, "AWS_ENDPOINT_URL"]}
     os.environ.update(changes)

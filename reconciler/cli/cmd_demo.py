@@ -16,10 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.cli.console import EXIT_ERROR, EXIT_OK
+from reconciler.cli.console import EXIT_ERROR, EXIT_OK, CommandError
 from reconciler.cli.options import load_baseline
 from reconciler.core.rules import Direction, RuleKey
-from reconciler.demo import BYSTANDER, REGION, Inbox, World, cloudtrail_event, simulated_account
+from reconciler.demo import (
+    BYSTANDER,
+    REGION,
+    DemoUnavailable,
+    Inbox,
+    World,
+    cloudtrail_event,
+    simulated_account,
+)
+from reconciler.resources import example_policies
 
 if TYPE_CHECKING:
     import argparse
@@ -34,20 +43,25 @@ SSH_TO_THE_WORLD = RuleKey(Direction.INGRESS, "tcp", 22, 22, "0.0.0.0/0")
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Build the simulated account, inject drift, tell the story; 0 when every step held."""
-    baseline = load_baseline(args.policies, console)
+    # Outside a checkout there is no ./policies: the story is told on the shipped example.
+    implicit = args.policies == Path("policies") and not args.policies.exists()
+    policies = example_policies() if implicit else args.policies
+    baseline = load_baseline(policies, console)
     if baseline is None:
         return EXIT_ERROR
     quiet_logs = (
         {} if "SG_RECONCILER_LOG_LEVEL" in os.environ else {"SG_RECONCILER_LOG_LEVEL": "ERROR"}
     )
-    with simulated_account(quiet_logs), tempfile.TemporaryDirectory(prefix="sg-demo-") as tmp:
-        import boto3  # noqa: PLC0415 - only the commands that talk to AWS load it
+    try:
+        with simulated_account(quiet_logs), tempfile.TemporaryDirectory(prefix="sg-demo-") as tmp:
+            import boto3  # noqa: PLC0415 - only the commands that talk to AWS load it
 
-        session = boto3.Session(region_name=REGION)
-        world = World.build(session.client("ec2"), baseline)
-        world.inject_drift()
-        story = Story(console, args.policies, Path(tmp), world, session)
-        held = story.tell()
+            session = boto3.Session(region_name=REGION)
+            world = World.build(session.client("ec2"), baseline)
+            world.inject_drift()
+            held = Story(console, policies, Path(tmp), world, session).tell()
+    except DemoUnavailable as exc:
+        raise CommandError(str(exc)) from None
     if all(held):
         console.print(
             "\nDemo finished: drift found, revoked, reverted on its event, a mass change blocked,"

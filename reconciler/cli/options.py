@@ -69,12 +69,12 @@ class AwsOptions:
         return session
 
     def resolved_regions(self, session: boto3.Session) -> tuple[str, ...]:
-        """The --region values, else the session's region; an error if there is none."""
+        """The --region values, else the session's region; CommandError if there is none."""
         if self.regions:
             return self.regions
         if session.region_name:
             return (session.region_name,)
-        raise SystemExit("error: no region: pass --region R or set AWS_REGION / AWS_DEFAULT_REGION")
+        raise CommandError("no region: pass --region R or set AWS_REGION / AWS_DEFAULT_REGION")
 
 
 def refuse_non_aws_answers(session: boto3.Session, endpoint_url: str) -> None:

@@ -151,11 +151,12 @@ def test_no_region_is_a_clear_error(
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.delenv("AWS_REGION")
     policies = write_policies(tmp_path / "p", POLICY)
-    with pytest.raises(SystemExit) as exc:
-        main(["plan", "--policies", str(policies)])
-    assert str(exc.value) == (
-        "error: no region: pass --region R or set AWS_REGION / AWS_DEFAULT_REGION"
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["plan", "--policies", str(policies)], out=out, err=err) == 1
+    assert err.getvalue() == (
+        "error: no region: pass --region R or set AWS_REGION / AWS_DEFAULT_REGION\n"
     )
+    assert out.getvalue() == ""
 
 
 def test_python_dash_m_runs_the_cli() -> None:
