@@ -30,7 +30,7 @@ def main(
     from reconciler.cli.commands import command  # noqa: PLC0415
     from reconciler.cli.parser import build_parser  # noqa: PLC0415
 
-    console = Console(out or sys.stdout, err or sys.stderr)
+    console = Console(sys.stdout if out is None else out, sys.stderr if err is None else err)
     with contextlib.redirect_stdout(console.out), contextlib.redirect_stderr(console.err):
         args = build_parser().parse_args(argv)
     _configure_logging(args, err)
@@ -49,7 +49,7 @@ def _configure_logging(args: object, err: TextIO | None) -> None:
     """
     from reconciler.log import configure_logging  # noqa: PLC0415
 
-    stream = err or sys.stderr
+    stream = sys.stderr if err is None else err
     level = None
     if "SG_RECONCILER_LOG_LEVEL" not in os.environ and not getattr(args, "verbose", False):
         quiet = getattr(args, "quiet", False)
