@@ -59,8 +59,13 @@ def _configure_logging(args: object, err: TextIO | None) -> None:
 
 
 def _is_aws_error(exc: Exception) -> bool:
-    """An error of botocore's (a profile, credentials, an endpoint) that no command handled."""
+    """An error of botocore's (a profile, credentials, an endpoint) that no command handled.
+
+    A response botocore cannot parse (an endpoint that is not AWS) is one too.
+    """
     errors = sys.modules.get("botocore.exceptions")  # not loaded: it cannot be one
+    parsers = sys.modules.get("botocore.parsers")
     if errors is None:
         return False
-    return isinstance(exc, errors.BotoCoreError | errors.ClientError)
+    unparsable = (parsers.ResponseParserError,) if parsers is not None else ()
+    return isinstance(exc, (errors.BotoCoreError, errors.ClientError, *unparsable))
