@@ -20,6 +20,7 @@ from typing import Any
 
 from reconciler.core.accounts import Target
 from reconciler.core.plan import Action, Change, Outcome, Plan, Status
+from reconciler.core.results import RunError
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +184,14 @@ def render_markdown(
 def render_json(
     plan: Plan,
     outcomes: tuple[Outcome, ...] = (),
-    errors: list[str] | None = None,
+    errors: Sequence[RunError | str] | None = None,
     accounts: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The public JSON document: ``changes``, ``errors``, ``summary`` (and ``accounts``)."""
+    """The public JSON document: ``changes``, ``errors``, ``summary`` (and ``accounts``).
+
+    ``summary.errors`` counts every entry of ``errors``: run-level errors (each with its
+    ``region`` when it has one) and the groups the plan refused to touch.
+    """
     changes: list[dict[str, Any]] = (
         [o.to_dict() for o in outcomes] if outcomes else [c.to_dict() for c in plan.changes]
     )
@@ -194,11 +199,12 @@ def render_json(
     if outcomes:
         counts = Counter(o.status.value for o in outcomes)
         summary["statuses"] = {s.value: counts[s.value] for s in Status if counts[s.value]}
-    doc = {
-        "changes": changes,
-        "errors": [*({"message": m} for m in errors or []), *(p.to_dict() for p in plan.problems)],
-        "summary": summary,
-    }
+    entries = [
+        *(e.to_dict() if isinstance(e, RunError) else {"message": e} for e in errors or []),
+        *(p.to_dict() for p in plan.problems),
+    ]
+    summary["errors"] = len(entries)
+    doc = {"changes": changes, "errors": entries, "summary": summary}
     if accounts is not None:
         doc["accounts"] = accounts
     return json.dumps(doc, indent=2)

@@ -178,6 +178,7 @@ def _reconcile_regions(
     )
     _log_journal(writer, context)
     console.print(_rendered(result, request, console.out))
+    _warn_unmatched(result, request, console)
     return _exit_code(result, request, console)
 
 
@@ -223,7 +224,22 @@ def _reconcile_accounts(
     lines = [account_line(target.label, plan, done, errors) for target, plan, done, errors in runs]
     text = _rendered(result, request, console.out, entries, () if request.quiet else lines)
     console.print(text)
+    _warn_unmatched(result, request, console)
     return _exit_code(result, request, console)
+
+
+def _warn_unmatched(result: RunResult, request: ReconcileRequest, console: Console) -> None:
+    """A region where no group matches any policy looks clean: say so (a mistyped region).
+
+    Not with ``--quiet``, which prints only the summary line and errors.
+    """
+    if request.quiet:
+        return
+    for region in result.unmatched_regions:
+        console.note(
+            f"warning: no security group in {region} matches any policy; check the region"
+            " and the policies' match selectors"
+        )
 
 
 def tty_progress(err: TextIO) -> Progress | None:
@@ -260,7 +276,7 @@ def _rendered(
     errors = result.error_lines()
     dry_run = request.mode is RunMode.DRY_RUN
     if request.output == "json":
-        return render_json(result.plan, result.outcomes, errors, accounts_json)
+        return render_json(result.plan, result.outcomes, result.errors, accounts_json)
     if request.output == "markdown":
         text = render_markdown(
             result.plan, result.outcomes, errors, quiet=request.quiet, dry_run=dry_run

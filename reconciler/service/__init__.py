@@ -18,7 +18,7 @@ __all__ = [
     "revoked_with_errors",
 ]
 
+from reconciler.core.results import AccountRun, RunError, RunResult
 from reconciler.core.scope import RunMode, Scope
 from reconciler.service.apply import Writers, apply_plan, revoked_with_errors
 from reconciler.service.loop import ACCOUNT_WORKERS, Record, RunOptions, Site, reconcile
-from reconciler.service.results import AccountRun, RunError, RunResult

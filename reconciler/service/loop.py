@@ -24,9 +24,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from reconciler.adapters.ec2 import ClientFactory, ec2_ports
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan as make_plan
+from reconciler.core.results import AccountRun, RunError, RunResult
 from reconciler.core.scope import RunMode, Scope
 from reconciler.service.apply import Writers, apply_plan, revoked_with_errors
-from reconciler.service.results import AccountRun, RunError, RunResult
 
 if TYPE_CHECKING:
     from reconciler.adapters.aws import AwsClients

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from reconciler.adapters.aws import AwsClients
+from reconciler.adapters.policy_files import load_policies
 from reconciler.cli import main
 from reconciler.cli.cmd_reconcile import ReconcileRequest, cmd_reconcile
 from reconciler.cli.console import Console
 from reconciler.cli.options import AwsOptions
 from reconciler.core.accounts import Target
 from reconciler.core.policy import Baseline
+from reconciler.render import render_json
 from reconciler.service import RunOptions, Site, reconcile
+from tests.faults import SendFaults
 from tests.policyfiles import write_policies
 from tests.world import REGION, World, ingress
 
@@ -127,7 +132,8 @@ def test_progress_goes_to_a_tty_stderr_for_multi_region_runs(
         ReconcileRequest(policies, aws, output="json", session=session), Console(out, err)
     )
     assert code == 2
-    lines = err.getvalue().splitlines()
+    # The other region has no managed group: its warning follows the progress lines.
+    lines = [line for line in err.getvalue().splitlines() if not line.startswith("warning:")]
     assert [line.split()[0] for line in lines] == ["reading", "reading"]
     assert [line.split()[2] for line in lines] == ["(1/2)…", "(2/2)…"]
     assert {line.split()[1] for line in lines} == {REGION, OTHER_REGION}
@@ -161,3 +167,40 @@ def test_accounts_progress_names_each_account_once() -> None:
         "account 111111111111 (prod) (1/2)…",
         "account 222222222222 (staging) (2/2)…",
     ]
+
+
+def test_plan_json_counts_an_unreadable_region_and_names_it(
+    tmp_path: Path, world: World, session: boto3.Session
+) -> None:
+    """A region that cannot be read is an error of the JSON with its region, and is counted."""
+    policies, _ = _drifted(tmp_path, world)
+    denied = boto3.Session(region_name=REGION)
+    SendFaults().attach(denied).fail("DescribeSecurityGroups", "UnauthorizedOperation")
+    real, refused = AwsClients(session).ec2, AwsClients(denied).ec2
+
+    def ec2(region: str) -> Any:
+        return refused(region) if region == OTHER_REGION else real(region)
+
+    site = Site.of(ec2, [REGION, OTHER_REGION])
+    result = reconcile(load_policies(policies), [site], options=RunOptions())
+    doc = json.loads(render_json(result.plan, result.outcomes, result.errors))
+    (error,) = doc["errors"]
+    assert error["region"] == OTHER_REGION
+    assert error["message"].startswith(f"{OTHER_REGION}: cannot read security groups: ")
+    assert doc["summary"]["errors"] == 1
+    assert [c["region"] for c in doc["changes"]] == [REGION]
+
+
+def test_a_region_where_no_group_matches_warns_on_stderr(
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan in a region with no managed group still exits 0, and stderr says to check it."""
+    policies, _ = _drifted(tmp_path, world)
+    argv = ["plan", "--policies", str(policies), "--region", OTHER_REGION]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "No drift: 0 managed groups match the baseline.\n"
+    assert (
+        f"warning: no security group in {OTHER_REGION} matches any policy; check the region"
+        " and the policies' match selectors\n"
+    ) in captured.err

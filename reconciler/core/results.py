@@ -113,7 +113,9 @@ class RunResult:
             errors=tuple(e.in_account(r.target.label) for r in runs for e in r.result.errors),
             observed=tuple(g for r in runs for g in r.result.observed),
             unmatched_regions=tuple(
-                f"{r.target.label}: {region}" for r in runs for region in r.result.unmatched_regions
+                f"{region} of account {r.target.label}"
+                for r in runs
+                for region in r.result.unmatched_regions
             ),
             accounts=tuple(runs),
         )
