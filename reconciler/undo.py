@@ -34,7 +34,7 @@ import structlog
 
 from reconciler.adapters.ec2 import AuthorizeOutcome, RuleAuthorizer
 from reconciler.core.errors import ReconcilerError
-from reconciler.core.journal import JournalEntry, select_restorable
+from reconciler.core.journal import JournalEntry, select_undoable
 from reconciler.core.rules import Direction
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def undo_revokes(
     missing group, which may be a referenced peer) is retried one rule at a time, so the
     others still go in. ``dry_run`` selects and reports without any call.
     """
-    selection = select_restorable(
+    selection = select_undoable(
         entries,
         since=which.since,
         regions=which.regions,

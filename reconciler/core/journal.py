@@ -6,9 +6,9 @@ __all__ = [
     "JournalEntry",
     "Phase",
     "RunContext",
-    "Selection",
+    "UndoableRevokes",
     "parse_time",
-    "select_restorable",
+    "select_undoable",
 ]
 
 from collections.abc import Collection, Iterable
@@ -174,15 +174,15 @@ def parse_time(text: str) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class Selection:
-    """The entries a restore would re-authorize, one per rule, and what was left out."""
+class UndoableRevokes:
+    """The revokes an undo would re-authorize, one entry per rule, and what was left out."""
 
     entries: tuple[JournalEntry, ...]
     unconfirmed: tuple[JournalEntry, ...] = ()
     runs: int = 0
 
 
-def select_restorable(
+def select_undoable(
     entries: Iterable[JournalEntry],
     *,
     since: datetime | None = None,
@@ -190,7 +190,7 @@ def select_restorable(
     group_ids: Collection[str] = (),
     rule_ids: Collection[str] = (),
     include_unconfirmed: bool = False,
-) -> Selection:
+) -> UndoableRevokes:
     """The rules to re-authorize: those the journal says were revoked, one entry per rule.
 
     An outcome ``revoked`` is a confirmed revoke. An intent with no outcome in its run
@@ -228,7 +228,7 @@ def select_restorable(
     for entry in sorted(chosen, key=lambda e: e.parsed_time):
         latest[entry.rule_identity] = entry
     ordered = tuple(sorted(latest.values(), key=_rule_order))
-    return Selection(
+    return UndoableRevokes(
         entries=ordered,
         unconfirmed=tuple(unconfirmed),
         runs=len({e.run_id for e in ordered}),

@@ -20,7 +20,7 @@ from reconciler.adapters.journal import (
     s3_object_key,
 )
 from reconciler.core.errors import JournalReadError, JournalUnavailable
-from reconciler.core.journal import JournalEntry, RunContext, parse_time, select_restorable
+from reconciler.core.journal import JournalEntry, RunContext, parse_time, select_undoable
 from reconciler.core.plan import Action, Change, Status
 from reconciler.core.rules import Direction, RuleKey
 from reconciler.undo import UndoOutcome, UndoReport, UndoStatus, render_undo
@@ -158,7 +158,7 @@ def test_only_confirmed_revokes_are_selected() -> None:
         _entry(rule_id="sgr-2", key=ALL6, status="failed"),
         _entry(rule_id="sgr-3", key=ALL6, status="already_absent"),
     ]
-    selection = select_restorable(entries)
+    selection = select_undoable(entries)
     assert [e.rule_id for e in selection.entries] == ["sgr-1"]
     assert selection.unconfirmed == ()
     assert selection.runs == 1
@@ -172,17 +172,17 @@ def test_filters_since_group_rule_and_region_combine() -> None:
     other_region = _entry(rule_id="sgr-4", region="eu-west-1", time="2025-03-01T12:00:00Z")
     entries = [early, late, other_group, other_region]
     since = datetime(2025, 3, 1, 11, tzinfo=UTC)
-    assert [e.rule_id for e in select_restorable(entries, since=since).entries] == [
+    assert [e.rule_id for e in select_undoable(entries, since=since).entries] == [
         "sgr-4",
         "sgr-2",
         "sgr-3",
     ]
-    assert select_restorable(entries, group_ids=[DB]).entries == (other_group,)
-    assert select_restorable(entries, rule_ids=["sgr-1", "sgr-4"]).entries == (
+    assert select_undoable(entries, group_ids=[DB]).entries == (other_group,)
+    assert select_undoable(entries, rule_ids=["sgr-1", "sgr-4"]).entries == (
         other_region,
         early,
     )
-    assert select_restorable(entries, regions=["us-east-1"], since=since).entries == (
+    assert select_undoable(entries, regions=["us-east-1"], since=since).entries == (
         late,
         other_group,
     )
@@ -192,7 +192,7 @@ def test_a_rule_revoked_twice_is_restored_once_with_its_latest_description() -> 
     """Identical rules are de-duplicated; the latest revoke's description wins."""
     first = _entry(rule_id="sgr-1", run_id="a", description="old", time="2025-03-01T09:00:00Z")
     second = _entry(rule_id="sgr-9", run_id="b", description="new", time="2025-03-02T09:00:00Z")
-    selection = select_restorable([second, first])
+    selection = select_undoable([second, first])
     assert selection.entries == (second,)
     assert selection.runs == 1
 
@@ -201,19 +201,19 @@ def test_the_same_rule_journaled_in_two_accounts_is_two_rules_ordered_by_account
     """A hub's journal names the account: equal group ids in two accounts are not merged."""
     here = replace(_entry(), account="222222222222")
     there = replace(_entry(), account="111111111111")
-    assert select_restorable([here, there]).entries == (there, here)
+    assert select_undoable([here, there]).entries == (there, here)
     intent = replace(_entry("intent"), account="333333333333")
-    assert select_restorable([here, there, intent]).unconfirmed == (intent,)
+    assert select_undoable([here, there, intent]).unconfirmed == (intent,)
 
 
 def test_intents_without_an_outcome_are_listed_and_restored_only_when_asked() -> None:
     """An interrupted run's intents are reported as unconfirmed; the flag includes them."""
     done = [_entry("intent", run_id="a"), _entry(run_id="a")]
     interrupted = _entry("intent", run_id="b", rule_id="sgr-7", key=ALL6)
-    selection = select_restorable([*done, interrupted])
+    selection = select_undoable([*done, interrupted])
     assert [e.rule_id for e in selection.entries] == ["sgr-1"]
     assert selection.unconfirmed == (interrupted,)
-    included = select_restorable([*done, interrupted], include_unconfirmed=True)
+    included = select_undoable([*done, interrupted], include_unconfirmed=True)
     assert [e.rule_id for e in included.entries] == ["sgr-7", "sgr-1"]  # egress sorts first
 
 
