@@ -5,7 +5,7 @@ Shared by the policy files and the accounts file.
 
 from __future__ import annotations
 
-__all__ = ["Loc", "load_model_file"]
+__all__ = ["COMPOSE_LOADER", "Loc", "load_model_file", "read_yaml_file", "validate_data"]
 
 import difflib
 import types
@@ -21,6 +21,11 @@ from reconciler.core.errors import PolicyProblem
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
+# libyaml's loader composes nodes several times faster and keeps every node's start_mark (line),
+# which is all this module reads; nodes are still built into data by the checks below, never by
+# the loader, so merge keys, recursive aliases and unknown tags are refused either way.
+COMPOSE_LOADER: type[yaml.SafeLoader] | type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def load_model_file(
     path: Path,
@@ -33,6 +38,22 @@ def load_model_file(
 
     Returns the model and the line of every data path, or None when anything was wrong.
     """
+    read = read_yaml_file(path, problems, what=what)
+    if read is None:
+        return None
+    data, lines = read
+    parsed = validate_data(data, lines, model, str(path), problems)
+    return None if parsed is None else (parsed, lines)
+
+
+def read_yaml_file(
+    path: Path, problems: list[PolicyProblem], *, what: str = "'groups:'"
+) -> tuple[dict[Any, Any], dict[Loc, int]] | None:
+    """The top-level mapping of one YAML file and the line of every data path in it.
+
+    Every mistake (unreadable, syntax, empty, refused YAML features, not a mapping) is
+    appended to ``problems`` and None returned; ``what`` names the key a file starts with.
+    """
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -40,14 +61,14 @@ def load_model_file(
         problems.append(PolicyProblem(name, None, "", f"cannot read file: {exc}"))
         return None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         problems.append(
             PolicyProblem(
-                name, line, "", f"YAML syntax error: {what} (check indentation and quotes)"
+                name, line, "", f"YAML syntax error: {problem} (check indentation and quotes)"
             )
         )
         return None
@@ -71,11 +92,36 @@ def load_model_file(
             )
         )
         return None
+    return data, lines
+
+
+def validate_data(
+    data: dict[Any, Any],
+    lines: dict[Loc, int],
+    model: type[M],
+    name: str,
+    problems: list[PolicyProblem],
+) -> M | None:
+    """``data`` (read from ``name``) as ``model``, or None with its mistakes in ``problems``."""
     try:
-        return model.model_validate(data), lines
+        return model.model_validate(data)
     except ValidationError as exc:
         problems.extend(_problems_from(exc, name, lines, model))
         return None
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The node tree of ``text``, composed by libyaml when available.
+
+    A file libyaml refuses is composed again by the pure loader, so a syntax error reads the
+    same (same words, same line) whichever loader is installed.
+    """
+    if COMPOSE_LOADER is yaml.SafeLoader:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    try:
+        return yaml.compose(text, Loader=COMPOSE_LOADER)
+    except yaml.YAMLError:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()

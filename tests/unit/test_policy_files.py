@@ -6,7 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
+from reconciler.adapters import yaml_models
 from reconciler.adapters.policy_files import load_policies
 from reconciler.core.errors import PolicyError, PolicyProblem
 from reconciler.core.rules import Direction, RuleKey
@@ -94,15 +96,36 @@ def test_string_directory_is_accepted(policies: Path) -> None:
 
 
 def test_missing_directory_is_an_error(policies: Path) -> None:
-    """A policy directory that does not exist is reported, not treated as an empty baseline."""
-    assert problems_of(Path("nope")) == ["nope: policy directory not found (use --policies DIR)"]
+    """A policy path that does not exist is one error line, not treated as an empty baseline."""
+    assert problems_of(Path("nope")) == [
+        "nope: policy directory or file not found (use --policies DIR or --policies FILE.yaml)"
+    ]
 
 
-def test_file_given_as_directory_is_an_error(policies: Path) -> None:
-    """A file passed where a directory is expected is reported as not found."""
+def test_a_single_policy_file_is_loaded(policies: Path) -> None:
+    """A policy file given instead of a directory is loaded alone (validate --policies FILE)."""
     write(policies, "web.yaml", VALID)
+    write(policies, "other.yaml", "groups:\n" + group_yaml("db", "db"))
+    baseline = load_policies(policies / "web.yaml")
+    assert [p.name for p in baseline.policies] == ["web-prod"]
+    assert dict(baseline.sources) == {"web-prod": "policies/web.yaml"}
+
+
+def test_a_single_policy_file_reports_its_mistakes(policies: Path) -> None:
+    """A policy file given on its own is validated like one in a directory: file:line: path."""
+    write(policies, "web.yaml", VALID.replace("0.0.0.0/0", "10.0.0.1/8"))
     assert problems_of(policies / "web.yaml") == [
-        "policies/web.yaml: policy directory not found (use --policies DIR)"
+        "policies/web.yaml:8: groups[0].ingress[0].from[0]: '10.0.0.1/8' has host bits set (did"
+        " you mean 10.0.0.0/8?)"
+    ]
+
+
+def test_a_file_that_is_not_yaml_is_an_error(policies: Path) -> None:
+    """A file without a .yaml/.yml suffix is one error line naming it, not parsed as YAML."""
+    write(policies, "README.md", "# policies")
+    assert problems_of(policies / "README.md") == [
+        "policies/README.md: not a policy file (policy files end in .yaml or .yml); pass one,"
+        " or the directory that holds them"
     ]
 
 
@@ -442,8 +465,8 @@ def test_rule_errors(policies: Path, rules: str, expected: list[str]) -> None:
             "  - name: db\n    match: {tags: {Name: y}}\n    ingress: []\n"
             "  - name: web\n    match: {tags: {Name: z}}\n    ingress: []\n",
             [
-                "policies/p.yaml:8: groups[2].name: duplicate policy name 'web' (also in"
-                " policies/p.yaml); names must be unique across all files"
+                "policies/p.yaml:8: groups[2].name: duplicate policy name 'web' (also at"
+                " policies/p.yaml:2); names must be unique across all files"
             ],
             id="duplicate-name-in-one-file",
         ),
@@ -468,12 +491,35 @@ def test_unreadable_file_is_reported(policies: Path) -> None:
 
 
 def test_duplicate_policy_names_across_files_name_both_files(policies: Path) -> None:
-    """A policy name used in two files is an error at the second that names the first."""
+    """A policy name used in two files is an error at the second that names the first's line."""
     write(policies, "a.yaml", "groups:\n" + group_yaml("web", "a"))
     write(policies, "b.yaml", "groups:\n" + group_yaml("db", "b") + group_yaml("web", "c"))
     assert problems_of(policies) == [
-        "policies/b.yaml:5: groups[1].name: duplicate policy name 'web' (also in"
-        " policies/a.yaml); names must be unique across all files"
+        "policies/b.yaml:5: groups[1].name: duplicate policy name 'web' (also at"
+        " policies/a.yaml:2); names must be unique across all files"
+    ]
+
+
+def test_duplicate_policy_name_is_reported_with_the_other_mistakes(policies: Path) -> None:
+    """A duplicate name comes back in the same run as the other mistakes, even in a bad file."""
+    write(policies, "a.yaml", "groups:\n" + group_yaml("web", "a"))
+    write(
+        policies,
+        "b.yaml",
+        "groups:\n  - name: web\n    match: {tags: {Name: b}}\n    ingress: []\n"
+        "  - name: db\n    match: {tags: {Name: db}}\n    ingress: []\n    colour: red\n",
+    )
+    write(policies, "c.yaml", "groups:\n  - name: web\n    match: {}\n    ingress: []\n")
+    assert problems_of(policies) == [
+        "policies/b.yaml:8: groups[1].colour: unknown key 'colour' (allowed: allow_empty,"
+        " description, egress, exceptions, ingress, limits, match, name, on_drift,"
+        " restore_missing)",
+        "policies/b.yaml:2: groups[0].name: duplicate policy name 'web' (also at"
+        " policies/a.yaml:2); names must be unique across all files",
+        "policies/c.yaml:3: groups[0].match: match needs at least one of tags, group_ids or"
+        " vpc_id (an empty match would govern every group)",
+        "policies/c.yaml:2: groups[0].name: duplicate policy name 'web' (also at"
+        " policies/a.yaml:2); names must be unique across all files",
     ]
 
 
@@ -568,12 +614,36 @@ def test_problems_carry_structured_fields(policies: Path) -> None:
         ),
     ],
 )
+@pytest.mark.parametrize("loader", ["libyaml", "pure"])
 def test_yaml_tags_merges_and_recursive_aliases_are_policy_errors(
-    policies: Path, text: str, expected: str
+    policies: Path, text: str, expected: str, loader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tags PyYAML cannot build, merge keys and self-referencing aliases are reported."""
+    """Tags PyYAML cannot build, merge keys and self-referencing aliases are reported, the
+    same way whether libyaml or the pure-Python loader composes the file."""
+    if loader == "pure":
+        monkeypatch.setattr(yaml_models, "COMPOSE_LOADER", yaml.SafeLoader)
     write(policies, "p.yaml", text)
     assert problems_of(policies) == [expected]
+
+
+def test_libyaml_composes_when_available() -> None:
+    """PyYAML's C loader composes the files when libyaml is installed (it keeps line numbers)."""
+    expected = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+    assert yaml_models.COMPOSE_LOADER is expected
+
+
+@pytest.mark.parametrize("loader", ["libyaml", "pure"])
+def test_syntax_errors_read_the_same_with_either_loader(
+    policies: Path, loader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A syntax error has the same words and line whichever loader is installed."""
+    if loader == "pure":
+        monkeypatch.setattr(yaml_models, "COMPOSE_LOADER", yaml.SafeLoader)
+    write(policies, "c.yml", "groups:\n  - name: x\n   bad\n")
+    assert problems_of(policies) == [
+        "policies/c.yml:3: YAML syntax error: expected <block end>, but found '<scalar>' (check"
+        " indentation and quotes)"
+    ]
 
 
 def test_empty_group_ids_is_an_error_not_a_policy_that_matches_nothing(policies: Path) -> None:
