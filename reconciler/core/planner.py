@@ -11,7 +11,7 @@ from datetime import datetime
 
 from reconciler.core.plan import Action, Change, GroupProblem, Plan
 from reconciler.core.policy import Baseline, GroupPolicy
-from reconciler.core.rules import Direction, ObservedGroup, RuleKey
+from reconciler.core.rules import Direction, ObservedGroup, ObservedRule, RuleKey
 
 
 class _PolicyIndex:
@@ -122,13 +122,16 @@ def _change(
     action: Action,
     policy: GroupPolicy,
     group: ObservedGroup,
-    key: RuleKey,
-    *,
-    rule_id: str | None,
-    description: str | None,
+    rule: ObservedRule | RuleKey,
     reason: str,
-    report_only: bool,
+    *,
+    description: str | None = None,
 ) -> Change:
+    """A change to ``rule`` of ``group``: a live rule (its id and description) or a missing key."""
+    if isinstance(rule, ObservedRule):
+        key, rule_id, description = rule.key, rule.rule_id, rule.description
+    else:
+        key, rule_id = rule, None
     return Change(
         action=action,
         region=group.region,
@@ -138,7 +141,7 @@ def _change(
         rule_id=rule_id,
         description=description,
         reason=reason,
-        report_only=report_only,
+        report_only=policy.on_drift == "report",
         account=group.account_id,
     )
 
@@ -149,69 +152,14 @@ def _diff_group(
     desired: frozenset[RuleKey],
     now: datetime | None,
 ) -> list[Change]:
+    """Every change for one group: live rules not in the policy, then policy rules not live."""
     directions = policy.managed_directions()
-    report_only = policy.on_drift == "report"
-    suffix = " (report only)" if report_only else ""
-    owner = group.owner_id
-    excepted = {_localise_key(k, owner): e for k, e in policy.active_exceptions(now).items()}
-    expired = {_localise_key(k, owner): e for k, e in policy.expired_exceptions(now).items()}
-    out: list[Change] = []
-    live_keys: set[RuleKey] = set()
-    for rule in group.rules:
-        if rule.key.direction not in directions:
-            continue
-        live_keys.add(rule.key)
-        if rule.key in desired:
-            continue
-        exception = excepted.get(rule.key)
-        if exception is not None:
-            out.append(
-                _change(
-                    Action.EXCEPTED,
-                    policy,
-                    group,
-                    rule.key,
-                    rule_id=rule.rule_id,
-                    description=rule.description,
-                    reason=f"excepted until {exception.expires.isoformat()}: {exception.reason}",
-                    report_only=report_only,
-                )
-            )
-            continue
-        lapsed = expired.get(rule.key)
-        note = f"; its exception expired {lapsed.expires.isoformat()}" if lapsed else ""
-        out.append(
-            _change(
-                Action.REVOKE,
-                policy,
-                group,
-                rule.key,
-                rule_id=rule.rule_id,
-                description=rule.description,
-                reason=f"not in policy {policy.name}{note}{suffix}",
-                report_only=report_only,
-            )
-        )
+    live = [rule for rule in group.rules if rule.key.direction in directions]
+    out = _extra_changes(policy, group, [r for r in live if r.key not in desired], now)
+    live_keys = {rule.key for rule in live}
     missing = [k for k in desired if k not in live_keys and k.direction in directions]
     if missing:
-        descriptions = {
-            _localise_key(k, group.owner_id): d for k, d in policy.descriptions().items()
-        }
-        restore = policy.restore_missing and not report_only
-        out.extend(
-            _change(
-                Action.RESTORE if restore else Action.MISSING,
-                policy,
-                group,
-                key,
-                rule_id=None,
-                description=descriptions.get(key),
-                reason=f"in policy {policy.name} but not live"
-                + ("; restore_missing is on" if restore else ""),
-                report_only=report_only,
-            )
-            for key in missing
-        )
+        out.extend(_missing_changes(policy, group, missing))
     out.sort(
         key=lambda c: (
             c.key.direction is not Direction.INGRESS,
@@ -221,6 +169,44 @@ def _diff_group(
         )
     )
     return out
+
+
+def _extra_changes(
+    policy: GroupPolicy, group: ObservedGroup, extras: list[ObservedRule], now: datetime | None
+) -> list[Change]:
+    """Live rules the policy does not hold: excepted while an exception covers one, else revoked."""
+    suffix = " (report only)" if policy.on_drift == "report" else ""
+    owner = group.owner_id
+    excepted = {_localise_key(k, owner): e for k, e in policy.active_exceptions(now).items()}
+    expired = {_localise_key(k, owner): e for k, e in policy.expired_exceptions(now).items()}
+    out: list[Change] = []
+    for rule in extras:
+        exception = excepted.get(rule.key)
+        if exception is not None:
+            reason = f"excepted until {exception.expires.isoformat()}: {exception.reason}"
+            out.append(_change(Action.EXCEPTED, policy, group, rule, reason))
+            continue
+        lapsed = expired.get(rule.key)
+        note = f"; its exception expired {lapsed.expires.isoformat()}" if lapsed else ""
+        reason = f"not in policy {policy.name}{note}{suffix}"
+        out.append(_change(Action.REVOKE, policy, group, rule, reason))
+    return out
+
+
+def _missing_changes(
+    policy: GroupPolicy, group: ObservedGroup, missing: list[RuleKey]
+) -> list[Change]:
+    """Policy rules not live: restored when restore_missing is on (and not report-only)."""
+    descriptions = {_localise_key(k, group.owner_id): d for k, d in policy.descriptions().items()}
+    restore = policy.restore_missing and policy.on_drift != "report"
+    action = Action.RESTORE if restore else Action.MISSING
+    reason = f"in policy {policy.name} but not live" + (
+        "; restore_missing is on" if restore else ""
+    )
+    return [
+        _change(action, policy, group, key, reason, description=descriptions.get(key))
+        for key in missing
+    ]
 
 
 _ACTION_ORDER = {Action.REVOKE: 0, Action.EXCEPTED: 1, Action.RESTORE: 2, Action.MISSING: 3}

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ALL_PORTS",
     "Direction",
+    "GroupFacts",
     "ObservedGroup",
     "ObservedRule",
     "RuleKey",
@@ -22,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 ALL_PORTS = (0, 65535)
 
@@ -232,21 +233,20 @@ class ObservedGroup:
         *,
         region: str,
         group_id: str,
-        rules: tuple[ObservedRule, ...] = (),
         tags: dict[str, str] | None = None,
-        name: str = "",
-        vpc_id: str | None = None,
-        owner_id: str | None = None,
-        account_id: str | None = None,
+        **facts: Unpack[GroupFacts],
     ) -> ObservedGroup:
         """Convenience constructor taking a plain dict of tags."""
         return cls(
-            region=region,
-            group_id=group_id,
-            name=name,
-            vpc_id=vpc_id,
-            owner_id=owner_id,
-            tags=MappingProxyType(dict(tags or {})),
-            rules=rules,
-            account_id=account_id,
+            region=region, group_id=group_id, tags=MappingProxyType(dict(tags or {})), **facts
         )
+
+
+class GroupFacts(TypedDict, total=False):
+    """The optional facts of an ObservedGroup, as keywords of ``ObservedGroup.build``."""
+
+    rules: tuple[ObservedRule, ...]
+    name: str
+    vpc_id: str | None
+    owner_id: str | None
+    account_id: str | None
