@@ -126,6 +126,7 @@ def _compose(text: str) -> yaml.Node | None:
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _construct(
@@ -191,6 +192,8 @@ def _construct(
 
 def _scalar(node: yaml.Node, loc: Loc, name: str, problems: list[PolicyProblem]) -> Any:
     """Build one scalar; a tag SafeLoader cannot build, or a value its tag rejects, is a problem."""
+    if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+        return node.value  # what SafeConstructor builds for a string, without its dispatch
     try:
         return _CONSTRUCTOR.construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError, TypeError, AttributeError, LookupError):
