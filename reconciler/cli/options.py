@@ -166,25 +166,11 @@ def add_accounts_option(parser: argparse.ArgumentParser, text: str) -> None:
 def load_baseline(policies: Path, console: Console) -> Baseline | None:
     """Load the baseline, or print every problem (one per line) and return None.
 
-    ``policies`` is a directory of policy files, or one file if the loader takes files; if
-    it does not, a file is a CommandError that names the directory to pass instead.
+    ``policies`` is a directory of policy files, or one policy file.
     """
     from reconciler.adapters.policy_files import load_policies  # noqa: PLC0415
-    from reconciler.core.errors import PolicyError  # noqa: PLC0415
 
-    def load(path: Path) -> Baseline:
-        try:
-            return load_policies(path)
-        except PolicyError as exc:
-            wants_a_directory = [(p.file, "directory" in p.message) for p in exc.problems]
-            if path.is_file() and wants_a_directory == [(str(path), True)]:
-                raise CommandError(
-                    f"--policies {path}: is a file; policies are read from a directory of"
-                    f" *.yaml files: pass --policies {path.parent}"
-                ) from None
-            raise
-
-    return _load_or_report(load, policies, console)
+    return _load_or_report(load_policies, policies, console)
 
 
 def load_accounts_file(path: Path, console: Console) -> AccountsFile | None:

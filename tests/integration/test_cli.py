@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.policy_files import load_policies
 from reconciler.cli import main
-from reconciler.core.errors import PolicyError
 from tests.policyfiles import write_policies
 from tests.world import REGION, World, ingress
 
@@ -308,20 +306,16 @@ def test_on_a_terminal_info_logs_need_verbose_or_a_log_level(
     assert "run_summary" in err.getvalue()
 
 
-def test_validate_policies_given_one_file_validates_it_or_names_the_directory(
-    tmp_path: Path,
-) -> None:
-    """validate --policies FILE checks that file, or (loader without files) says to pass its dir."""
+def test_validate_policies_given_one_file_validates_that_file(tmp_path: Path) -> None:
+    """validate --policies FILE checks that one file; a missing path is one error line."""
     policy = write_policies(tmp_path / "p", POLICY) / "policies.yaml"
     out, err = io.StringIO(), io.StringIO()
-    code = main(["validate", "--policies", str(policy)], out=out, err=err)
-    try:
-        load_policies(policy)
-    except PolicyError:
-        assert (code, out.getvalue()) == (1, "")
-        assert err.getvalue() == (
-            f"error: --policies {policy}: is a file; policies are read from a directory of"
-            f" *.yaml files: pass --policies {policy.parent}\n"
-        )
-    else:
-        assert (code, out.getvalue(), err.getvalue()) == (0, "OK: 1 policies in 1 files\n", "")
+    assert main(["validate", "--policies", str(policy)], out=out, err=err) == 0
+    assert (out.getvalue(), err.getvalue()) == ("OK: 1 policies in 1 files\n", "")
+    missing = tmp_path / "nope"
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["validate", "--policies", str(missing)], out=out, err=err) == 1
+    assert out.getvalue() == ""
+    assert err.getvalue().splitlines()[0].endswith(
+        "policy directory or file not found (use --policies DIR or --policies FILE.yaml)"
+    )
