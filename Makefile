@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint typecheck unit bench clean lint-template
+.PHONY: demo test lint typecheck unit bench clean lint-template docs
 
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
@@ -49,7 +49,12 @@ lint-template: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/cfn-lint deploy/template.yaml deploy/member-role.yaml
 	$(CHECKOV_VENV)/bin/checkov -f deploy/template.yaml -f deploy/member-role.yaml --framework cloudformation --quiet --compact --skip-download
 
+# The documentation site (docs/ -> site/); --strict turns a broken link into a failure.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 test: lint typecheck lint-template
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 	$(BIN)/pytest -n 2
 
 $(BENCH_STAMP): pyproject.toml
@@ -60,9 +65,10 @@ $(BENCH_STAMP): pyproject.toml
 	touch $@
 
 # Cloud Custodian pins boto3, urllib3, ... exactly, so it lives only in this venv, never in
-# our dependencies. Writes benchmarks/RESULTS.md and benchmarks/out/results.json (~8 min).
+# our dependencies. Writes benchmarks/RESULTS.md and benchmarks/out/results.json (its
+# "Whole run" line says how long the run took).
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info site
