@@ -137,7 +137,7 @@ def journal_notice(error: str, context: RunContext) -> Notification:
             f" could not be written to S3: {error}",
             "Its revokes happened, and every journal entry is in the function's log (lines"
             f' with "event": "journal" and "run_id": "{context.run_id}"). To undo them, restore'
-            ' from the log (README, "Undo", "From the log").',
+            ' from the log (docs/safety.md, "Journal and undo", "From the log").',
             "",
             json.dumps(facts, indent=2, sort_keys=True),
         ]

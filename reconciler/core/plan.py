@@ -67,7 +67,7 @@ class Change:
         return writing and not self.report_only and self.blocked is None
 
     def to_dict(self) -> dict[str, Any]:
-        """The public JSON shape of a change (see README, "JSON output")."""
+        """The public JSON shape of a change (see docs/commands.md, "JSON output")."""
         out: dict[str, Any] = {
             "action": self.action.value,
             "region": self.region,

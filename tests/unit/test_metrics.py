@@ -92,7 +92,7 @@ def emitted(record: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
 
 def test_a_cloudtrail_summary_becomes_these_exact_metric_values() -> None:
     """A CloudTrail event that revoked two rules of one group gives its exact metric values."""
-    summary = {  # the handler's documented return shape (README, "The Lambda")
+    summary = {  # the handler's documented return shape (docs/lambda.md)
         "trigger": "cloudtrail",
         "event_name": "AuthorizeSecurityGroupIngress",
         "group_ids": ["sg-0123456789abcdef0"],
