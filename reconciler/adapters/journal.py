@@ -3,7 +3,7 @@
 Every writer keeps an entry before ``record`` returns, so an intent exists before its
 revoke call: the file is flushed and fsynced, and the S3 journal logs each entry at once
 (the object is only written at the end of the run). ``read_entries`` reads any of them
-back for ``sg-reconciler restore``.
+back for ``sg-reconciler undo``.
 """
 
 from __future__ import annotations

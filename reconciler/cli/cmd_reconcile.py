@@ -306,7 +306,7 @@ def _log_journal(writer: FileJournal | None, context: RunContext | None) -> None
         path=str(writer.path),
         entries=writer.recorded,
         run_id=context.run_id,
-        undo=f"sg-reconciler restore --journal {writer.path} --since {context.time}",
+        undo=f"sg-reconciler undo --journal {writer.path} --since {context.time}",
     )
 
 

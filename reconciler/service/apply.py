@@ -172,8 +172,8 @@ def _as_removed(outcome: Outcome, actual: ObservedRule) -> Outcome:
         change=replace(change, key=actual.key, description=actual.description),
         error=(
             f"changed after it was read: planned {change.key.describe()}, EC2 removed"
-            f" {actual.key.describe()}; if the baseline allows that rule, restore it"
-            f" (sg-reconciler restore --rule-id {change.rule_id})"
+            f" {actual.key.describe()}; if the baseline allows that rule, put it back"
+            f" (sg-reconciler undo --rule-id {change.rule_id})"
         ),
     )
 

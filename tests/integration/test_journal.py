@@ -124,7 +124,7 @@ def test_apply_journals_each_revoke_with_everything_needed_to_recreate_it(
         str(journal),
         2,
         intent["run_id"],
-        f"sg-reconciler restore --journal {journal} --since {intent['time']}",
+        f"sg-reconciler undo --journal {journal} --since {intent['time']}",
     )
 
 

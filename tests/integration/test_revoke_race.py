@@ -93,7 +93,7 @@ def test_a_rule_edited_after_the_read_is_journaled_as_removed_and_reported(
     assert (
         f"error: {group} {rule_id}: changed after it was read: planned ingress tcp 22 from"
         " 0.0.0.0/0, EC2 removed ingress tcp 443 from 172.16.0.0/12; if the baseline allows"
-        f" that rule, restore it (sg-reconciler restore --rule-id {rule_id})"
+        f" that rule, put it back (sg-reconciler undo --rule-id {rule_id})"
     ) in out.splitlines()
     assert world.live(group) == {KEEP, DEFAULT_EGRESS}
     entries = [json.loads(line) for line in journal.read_text().splitlines()]
@@ -158,7 +158,7 @@ def test_the_lambda_reports_a_rule_edited_after_the_read(
     assert summary["errors"] == [
         f"{group} {rule_id}: changed after it was read: planned ingress tcp 22 from 0.0.0.0/0,"
         " EC2 removed ingress tcp 443 from 172.16.0.0/12; if the baseline allows that rule,"
-        f" restore it (sg-reconciler restore --rule-id {rule_id})"
+        f" put it back (sg-reconciler undo --rule-id {rule_id})"
     ]
     (outcome,) = [e for e in logs if e["event"] == "journal" and e["phase"] == "outcome"]
     assert (outcome["from_port"], outcome["source"]) == (443, "172.16.0.0/12")
