@@ -316,6 +316,8 @@ def test_validate_policies_given_one_file_validates_that_file(tmp_path: Path) ->
     out, err = io.StringIO(), io.StringIO()
     assert main(["validate", "--policies", str(missing)], out=out, err=err) == 1
     assert out.getvalue() == ""
-    assert err.getvalue().splitlines()[0].endswith(
-        "policy directory or file not found (use --policies DIR or --policies FILE.yaml)"
+    assert (
+        err.getvalue()
+        .splitlines()[0]
+        .endswith("policy directory or file not found (use --policies DIR or --policies FILE.yaml)")
     )
