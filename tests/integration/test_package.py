@@ -115,6 +115,13 @@ def _cached(source: str) -> str:
     return f"{folder + '/' if folder else ''}__pycache__/{name.removesuffix('.py')}.cpython-312.pyc"
 
 
+def test_package_leaves_out_the_files_only_the_cli_reads(arm64: PackageResult) -> None:
+    """The templates, example policies and schema (reconciler/data) stay out of the Lambda zip."""
+    entries = names(arm64)
+    assert [e for e in entries if e.startswith("reconciler/data/")] == []
+    assert not any(e.endswith(("template.yaml", "example.yaml", ".schema.json")) for e in entries)
+
+
 def test_policies_in_the_zip_are_the_files_given(arm64: PackageResult, policies: Path) -> None:
     """The baseline is packaged byte for byte under policies/."""
     with zipfile.ZipFile(arm64.path) as archive:
