@@ -58,6 +58,8 @@ _FAKE_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
+    # moto would load ~1,300 default AMIs into each EC2 backend; the demo launches no instance
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
 }
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import botocore.session
 import pytest
 import structlog
+from botocore.loaders import create_loader
 
 from reconciler.runtime import configure_once
 
@@ -17,12 +19,33 @@ FAKE_ENV = {
     "AWS_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
     "NO_COLOR": "1",
+    # moto loads ~1,300 default AMIs into every EC2 backend it creates (~0.15 s per region and
+    # test); no test launches an instance.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
     # moto never throttles; at AWS's rates (tests/unit/test_throttle.py) a 200-group fix
     # would wait ~30 s on token buckets for nothing. `make bench` measures the real rates.
     "SG_RECONCILER_RATE_LIMITS": (
         "describe=100000/100000,sg_ingress=100000/100000,mutating=100000/100000"
     ),
 }
+
+
+_LOADERS: dict[object, object] = {}
+
+
+def _shared_loader(search_paths: object = None) -> object:
+    """One botocore data loader for every session of the test run.
+
+    Each ``boto3.Session`` otherwise parses the service models again (EC2's is ~1 MB of JSON,
+    ~0.15 s per client); the models are read-only, so sharing them changes nothing a test sees.
+    """
+    key = tuple(search_paths) if isinstance(search_paths, list) else search_paths
+    if key not in _LOADERS:
+        _LOADERS[key] = create_loader(search_paths)  # type: ignore[arg-type]
+    return _LOADERS[key]
+
+
+botocore.session.create_loader = _shared_loader  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True)

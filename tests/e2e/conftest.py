@@ -29,7 +29,11 @@ def _free_port() -> int:
 def _serving(command: list[str], port: int) -> Iterator[str]:
     """Run a moto server ``command`` listening on 127.0.0.1:``port``; yield its URL when up."""
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    # started before any test's environment is set: no AMIs (see FAKE_ENV in tests/conftest.py)
+    env = {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
