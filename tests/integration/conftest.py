@@ -9,14 +9,23 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.fake_ec2 import FakeEC2, serving
 from tests.world import REGION, World
 
 
 @pytest.fixture
-def aws() -> Iterator[None]:
-    """An in-process moto account for the duration of the test."""
+def aws(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An in-process moto account for the duration of the test.
+
+    A test marked ``fake_ec2`` gets the in-memory EC2 of tests/fake_ec2.py instead of moto's
+    (its other services stay moto's): decisions are tested there, moto's EC2 for the adapters.
+    """
     with mock_aws():
-        yield
+        if request.node.get_closest_marker("fake_ec2") is None:
+            yield
+        else:
+            with serving(FakeEC2()):
+                yield
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from reconciler.cli import main
 from tests.policyfiles import write_policies
 from tests.world import REGION, World, ingress
 
+pytestmark = pytest.mark.fake_ec2  # decisions: the in-memory EC2 of tests/fake_ec2.py
+
 POLICY = """
 groups:
   - name: web-prod

@@ -20,6 +20,8 @@ from tests.policyfiles import write_policies
 from tests.strategies import JSON, mutated_fixtures
 from tests.world import DEFAULT_EGRESS, REGION, World, ingress
 
+pytestmark = pytest.mark.fake_ec2  # decisions: the in-memory EC2 of tests/fake_ec2.py
+
 POLICY = """
 groups:
   - name: web

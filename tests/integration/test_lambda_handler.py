@@ -22,6 +22,8 @@ from tests.eventfiles import event_names, load_event
 from tests.policyfiles import write_policies
 from tests.world import DEFAULT_EGRESS, REGION, CallCounter, World, egress, ingress
 
+pytestmark = pytest.mark.fake_ec2  # decisions: the in-memory EC2 of tests/fake_ec2.py
+
 POLICY = """
 groups:
   - name: web

@@ -22,6 +22,8 @@ from tests.faults import FaultyEC2, fail_on
 from tests.policyfiles import write_policies
 from tests.world import DEFAULT_EGRESS, REGION, CallCounter, World, egress, ingress
 
+pytestmark = pytest.mark.fake_ec2  # decisions: the in-memory EC2 of tests/fake_ec2.py
+
 WEB = """
 groups:
   - name: web
@@ -207,16 +209,18 @@ def test_full_reconcile_of_200_groups_makes_the_minimum_calls(tmp_path: Path, wo
     ]
     bystanders = [world.group(f"other-{i}", {"team": "data"}, DRIFT) for i in range(20)]
     untouched = {g: world.live(g) for g in bystanders}
+    rules = sum(len(world.live(g)) for g in managed)
     counted = boto3.Session(region_name=REGION)
     counter = CallCounter(counted)
     code, output = run(policies, apply=True, session=counted)
     assert code == 0, output[-2000:]
-    # moto returns every result on one page (it ignores MaxResults), so here each
-    # describe sweep is one page: one DescribeSecurityGroups (tag-key filter) and one
-    # DescribeSecurityGroupRules (200 group ids fit one filter).
+    # One DescribeSecurityGroups (tag-key filter; 220 groups fit a page of 1,000) and the
+    # managed groups' rules in pages of 1,000 (200 group ids fit one filter), as EC2 pages
+    # them (MaxResults; moto ignores it and answers on one page).
+    assert rules > 1000
     assert dict(counter.calls) == {
         "DescribeSecurityGroups": 1,
-        "DescribeSecurityGroupRules": 1,
+        "DescribeSecurityGroupRules": -(-rules // 1000),
         "RevokeSecurityGroupIngress": 200,
         "RevokeSecurityGroupEgress": 200,
     }

@@ -19,6 +19,8 @@ from tests.eventfiles import load_event
 from tests.policyfiles import write_policies
 from tests.world import DEFAULT_EGRESS, REGION, World, ingress
 
+pytestmark = pytest.mark.fake_ec2  # decisions: the in-memory EC2 of tests/fake_ec2.py
+
 KEEP = ingress("tcp", (443, 443), "10.0.0.0/8")
 POLICY = """
 groups:
