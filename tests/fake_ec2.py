@@ -78,7 +78,7 @@ class _Rule:
     description: str | None = None
 
     def content(self) -> tuple[object, ...]:
-        """What makes a rule a duplicate of another (its description does not)."""
+        """What makes a rule a duplicate of another (not its description); FakeEC2.content too."""
         return (self.egress, self.protocol, self.from_port, self.to_port, self.peer)
 
     def described(self, owner: str) -> dict[str, Any]:
@@ -126,7 +126,6 @@ class _Region:
     default_vpc: str
     vpcs: set[str] = field(default_factory=set)
     groups: dict[str, _Group] = field(default_factory=dict)
-    prefix_lists: set[str] = field(default_factory=set)
 
 
 class FakeEC2:
@@ -136,7 +135,7 @@ class FakeEC2:
         self.account_id = account_id
         self._regions: dict[str, _Region] = {}
         self._ids = itertools.count(1)
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
 
     def client(self, region: str, events: HierarchicalEmitter | None = None) -> FakeEC2Client:
         """A client of ``region``; ``events`` (a session's emitter) is copied as botocore does."""
@@ -146,7 +145,7 @@ class FakeEC2:
         return f"{prefix}-{next(self._ids):017x}"
 
     def region(self, name: str) -> _Region:
-        with self._lock:
+        with self.lock:
             if name not in self._regions:
                 vpc = self.new_id("vpc")
                 self._regions[name] = _Region(default_vpc=vpc)
@@ -173,15 +172,23 @@ class FakeEC2:
         peer: tuple[str, str],
         description: str | None = None,
     ) -> _Rule:
-        if peer[0] == "ReferencedGroupInfo" and "/" not in peer[1]:
-            peer = (peer[0], f"{self.account_id}/{peer[1]}")
-        rule = _Rule(self.new_id("sgr"), group.group_id, egress, *ports, peer, description)
+        rule = _Rule(
+            self.new_id("sgr"), group.group_id, egress, *ports, self.qualified(peer), description
+        )
         group.rules[rule.rule_id] = rule
         return rule
 
-    @property
-    def lock(self) -> threading.RLock:
-        return self._lock
+    def qualified(self, peer: tuple[str, str]) -> tuple[str, str]:
+        """A referenced group without an owner is this account's."""
+        if peer[0] == "ReferencedGroupInfo" and "/" not in peer[1]:
+            return (peer[0], f"{self.account_id}/{peer[1]}")
+        return peer
+
+    def content(
+        self, egress: bool, ports: tuple[str, int, int], peer: tuple[str, str]
+    ) -> tuple[object, ...]:
+        """What makes a requested rule the same as a live one (``_Rule.content``)."""
+        return (egress, *ports, self.qualified(peer))
 
 
 class FakeEC2Client:
@@ -286,8 +293,7 @@ class FakeEC2Client:
     def _create_managed_prefix_list(
         self, _: str, PrefixListName: str, MaxEntries: int, AddressFamily: str, **__: Any
     ) -> dict[str, Any]:
-        pl = self._ec2.new_id("pl")
-        self._r.prefix_lists.add(pl)
+        pl = self._ec2.new_id("pl")  # entries are not kept: no decision test reads them
         return {"PrefixList": {"PrefixListId": pl, "PrefixListName": PrefixListName}}
 
     def _describe_security_groups(
@@ -404,7 +410,7 @@ class FakeEC2Client:
         live = {r.content() for r in group.rules.values()}
         seen: set[tuple[object, ...]] = set()
         for ports, peer, _description in wanted:
-            content = _Rule("", GroupId, egress, *ports, self._qualified(peer)).content()
+            content = self._ec2.content(egress, ports, peer)
             if content in live or content in seen:
                 raise _error(
                     operation,
@@ -422,22 +428,11 @@ class FakeEC2Client:
             "SecurityGroupRules": [r.described(self._ec2.account_id) for r in created],
         }
 
-    def _qualified(self, peer: tuple[str, str]) -> tuple[str, str]:
-        if peer[0] == "ReferencedGroupInfo" and "/" not in peer[1]:
-            return (peer[0], f"{self._ec2.account_id}/{peer[1]}")
-        return peer
-
     def _expand(
         self, operation: str, perm: dict[str, Any]
     ) -> Iterator[tuple[tuple[str, int, int], tuple[str, str], str | None]]:
         """Each (ports, peer, description) one IpPermissions entry stands for."""
-        protocol = _PROTOCOLS.get(str(perm["IpProtocol"]).lower(), str(perm["IpProtocol"]).lower())
-        if protocol in {"tcp", "udp", "icmp", "icmpv6"}:
-            if "FromPort" not in perm or "ToPort" not in perm:
-                raise _error(operation, "MissingParameter", "FromPort and ToPort are required")
-            ports = (protocol, int(perm["FromPort"]), int(perm["ToPort"]))
-        else:
-            ports = (protocol, -1, -1)
+        ports = _ports(operation, perm)
         for field_name, key, kind in _PEERS:
             for entry in perm.get(field_name, []):
                 yield ports, (kind, entry[key]), entry.get("Description")
@@ -478,7 +473,7 @@ class FakeEC2Client:
             doomed = []
             for perm in IpPermissions or []:
                 for ports, peer, _description in self._expand(operation, perm):
-                    content = _Rule("", GroupId, egress, *ports, self._qualified(peer)).content()
+                    content = self._ec2.content(egress, ports, peer)
                     if content in by_content:
                         doomed.append(by_content[content])
                     elif group.vpc_id == self._r.default_vpc:
@@ -512,17 +507,12 @@ class FakeEC2Client:
                     f"The security group rule ID '{update['SecurityGroupRuleId']}' does not exist",
                 )
             spec = update["SecurityGroupRule"]
-            perm = {k: spec[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in spec}
-            (ports, _peer, _d), *_rest = self._expand(
-                operation, {**perm, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
-            )
-            rule.protocol, rule.from_port, rule.to_port = ports
-            for _field, key, kind in _PEERS:
-                request_key = {"CidrIp": "CidrIpv4"}.get(key, key)
-                if request_key in spec:
-                    rule.peer = (kind, spec[request_key])
+            rule.protocol, rule.from_port, rule.to_port = _ports(operation, spec)
+            for kind in ("CidrIpv4", "CidrIpv6", "PrefixListId"):  # SecurityGroupRuleRequest
+                if kind in spec:
+                    rule.peer = (kind, spec[kind])
             if "ReferencedGroupId" in spec:
-                rule.peer = self._qualified(("ReferencedGroupInfo", spec["ReferencedGroupId"]))
+                rule.peer = self._ec2.qualified(("ReferencedGroupInfo", spec["ReferencedGroupId"]))
             rule.description = spec.get("Description")
         return {"Return": True}
 
@@ -540,6 +530,17 @@ def _permission(item: dict[str, Any]) -> dict[str, Any]:
         [{"GroupId": ref["GroupId"], "UserId": ref["UserId"], **extra}] if ref else []
     )
     return perm
+
+
+def _ports(operation: str, perm: dict[str, Any]) -> tuple[str, int, int]:
+    """(protocol, from, to) of an IpPermissions or SecurityGroupRuleRequest entry, as EC2 keeps
+    them: protocol numbers of named protocols by name, ports -1 where the protocol has none."""
+    protocol = _PROTOCOLS.get(str(perm["IpProtocol"]).lower(), str(perm["IpProtocol"]).lower())
+    if protocol not in {"tcp", "udp", "icmp", "icmpv6"}:
+        return (protocol, -1, -1)
+    if "FromPort" not in perm or "ToPort" not in perm:
+        raise _error(operation, "MissingParameter", "FromPort and ToPort are required")
+    return (protocol, int(perm["FromPort"]), int(perm["ToPort"]))
 
 
 def _any_match(patterns: list[str], values: list[str]) -> bool:

@@ -114,7 +114,12 @@ def test_an_unknown_permission_in_a_non_default_vpc_is_not_found(both: Any) -> N
         both.revoke_security_group_ingress(
             GroupId=group,
             IpPermissions=[
-                {"IpProtocol": "tcp", "FromPort": 9, "ToPort": 9, "IpRanges": [{"CidrIp": "0/0"}]}
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 9,
+                    "ToPort": 9,
+                    "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                }
             ],
         )
     assert code(exc) == "InvalidPermission.NotFound"
@@ -191,3 +196,20 @@ def test_rules_come_in_pages_of_max_results(fake: Any) -> None:
     assert [len(p["SecurityGroupRules"]) for p in pages] == [5, 5, 2]
     with pytest.raises(ParamValidationError):  # botocore's own validation, as for a client
         fake.describe_security_group_rules(MaxResults=4)
+
+
+def test_a_modified_rule_keeps_its_id_and_takes_the_new_content(both: Any) -> None:
+    """ModifySecurityGroupRules edits in place (API_ModifySecurityGroupRules): the race a revoke
+    by id must survive."""
+    world = World.create(both)
+    group = world.group("web", None, [HTTPS])
+    reader = SecurityGroupReader(both, REGION)
+    (rule,) = [r for r in reader.rules_of([group])[group] if r.key == HTTPS]
+    edit = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIpv4": "0.0.0.0/0"}
+    both.modify_security_group_rules(
+        GroupId=group,
+        SecurityGroupRules=[{"SecurityGroupRuleId": rule.rule_id, "SecurityGroupRule": edit}],
+    )
+    after = {r.rule_id: r.key for r in reader.rules_of([group])[group]}
+    assert after[rule.rule_id] == SSH
+    assert set(after.values()) == {SSH, DEFAULT_EGRESS}
