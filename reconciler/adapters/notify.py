@@ -58,7 +58,7 @@ def drift_notice(call: ApiCall, outcomes: Sequence[Outcome], *, mode: str) -> No
     blocked = [o for o in outcomes if o.status is Status.BLOCKED]
     shown = [o for o in outcomes if o.change.action.value in ("revoke", "restore")]
     groups = sorted({o.change.group_id for o in shown})
-    policies = sorted({o.change.policy for o in shown})
+    policies = sorted({o.change.source for o in shown})
     if blocked and not revoked:
         verdict = "BLOCKED BY LIMIT"
     elif mode == "report" or not revoked:

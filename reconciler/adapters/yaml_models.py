@@ -101,10 +101,15 @@ def validate_data(
     model: type[M],
     name: str,
     problems: list[PolicyProblem],
+    *,
+    context: dict[str, Any] | None = None,
 ) -> M | None:
-    """``data`` (read from ``name``) as ``model``, or None with its mistakes in ``problems``."""
+    """``data`` (read from ``name``) as ``model``, or None with its mistakes in ``problems``.
+
+    ``context`` reaches the models' validators (the policy files' named peer sets).
+    """
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         problems.extend(_problems_from(exc, name, lines, model))
         return None

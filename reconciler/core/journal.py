@@ -50,7 +50,7 @@ class JournalEntry:
     account: str | None
     region: str
     group_id: str
-    policy: str
+    policy: str | None  # None: a guardrail's revoke on a group no policy manages
     rule_id: str | None
     direction: str
     protocol: str
@@ -60,6 +60,7 @@ class JournalEntry:
     description: str | None
     status: str | None = None
     error: str | None = None
+    guardrail: str | None = None
 
     @classmethod
     def for_change(
@@ -94,6 +95,7 @@ class JournalEntry:
             description=change.description,
             status=status.value if status is not None else None,
             error=error,
+            guardrail=change.guardrail,
         )
 
     @property
@@ -151,7 +153,6 @@ _REQUIRED = (
     "trigger",
     "region",
     "group_id",
-    "policy",
     "direction",
     "protocol",
     "from_port",
@@ -159,7 +160,17 @@ _REQUIRED = (
     "source",
 )
 _TEXT = tuple(f for f in _REQUIRED if f not in ("from_port", "to_port"))
-_OPTIONAL_TEXT = ("actor", "event_id", "account", "rule_id", "description", "status", "error")
+_OPTIONAL_TEXT = (
+    "actor",
+    "event_id",
+    "account",
+    "policy",
+    "rule_id",
+    "description",
+    "status",
+    "error",
+    "guardrail",
+)
 
 
 def parse_time(text: str) -> datetime:

@@ -46,7 +46,7 @@ class Change:
     action: Action
     region: str
     group_id: str
-    policy: str
+    policy: str | None  # the group's baseline policy (None: a group no policy manages)
     key: RuleKey
     rule_id: str | None
     description: str | None
@@ -54,6 +54,14 @@ class Change:
     report_only: bool = False
     blocked: str | None = None
     account: str | None = None
+    guardrail: str | None = None  # the guardrail this change enforces (None: the baseline)
+
+    @property
+    def source(self) -> str:
+        """What asked for this change, for people: ``guardrail NAME`` or the policy's name."""
+        if self.guardrail is not None:
+            return f"guardrail {self.guardrail}"
+        return self.policy or ""
 
     @property
     def direction(self) -> Direction:
@@ -73,6 +81,7 @@ class Change:
             "region": self.region,
             "group_id": self.group_id,
             "policy": self.policy,
+            "guardrail": self.guardrail,
             "rule_id": self.rule_id,
             "direction": self.key.direction.value,
             "protocol": self.key.protocol,
@@ -128,6 +137,8 @@ class Summary:
     drifted_groups: int
     managed_groups: int
     errors: int
+    guardrail_violations: int = 0
+    unmanaged_groups: int = 0
 
     def to_dict(self) -> dict[str, int]:
         """JSON shape."""
@@ -141,6 +152,8 @@ class Summary:
             "drifted_groups": self.drifted_groups,
             "managed_groups": self.managed_groups,
             "errors": self.errors,
+            "guardrail_violations": self.guardrail_violations,
+            "unmanaged_groups": self.unmanaged_groups,
         }
 
 
@@ -151,6 +164,8 @@ class Plan:
     changes: tuple[Change, ...]
     problems: tuple[GroupProblem, ...] = ()
     managed_groups: int = 0
+    guarded_groups: int = 0  # groups a guardrail evaluated, managed or not
+    unmanaged_groups: int = 0  # of those, the groups no policy manages
 
     def as_report_only(self) -> Plan:
         """The same plan with every change marked report-only (nothing will be written)."""
@@ -186,6 +201,12 @@ class Plan:
             ),
             managed_groups=self.managed_groups,
             errors=len(self.problems),
+            guardrail_violations=sum(
+                1
+                for c in self.changes
+                if c.guardrail is not None and c.action is not Action.EXCEPTED
+            ),
+            unmanaged_groups=self.unmanaged_groups,
         )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 __all__ = ["matching_policies", "plan"]
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
+from reconciler.core.guard_plan import guard_group, guardrail_run_limits
+from reconciler.core.patterns import PrefixEntries, RulePattern, UnknownPrefixList, contains
 from reconciler.core.plan import Action, Change, GroupProblem, Plan
 from reconciler.core.policy import Baseline, GroupPolicy
 from reconciler.core.rules import Direction, ObservedGroup, ObservedRule, RuleKey
@@ -71,51 +73,109 @@ def plan(
     *,
     now: datetime | None = None,
     enforce_limits: bool = True,
+    prefix_lists: PrefixEntries | None = None,
+    urgent: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Compare live groups with the baseline and return every change, deterministically.
+    """Compare live groups with the baseline and its guardrails; every change, in order.
 
-    A live rule a policy does not allow becomes ``revoke`` (``excepted`` while an unexpired
-    exception covers it); an allowed rule that is not live becomes ``missing`` (``restore``
-    with ``restore_missing: true``). A group matched by two policies is a problem, not a
-    change. Groups no policy matches are not looked at. With ``enforce_limits``, writes
-    over a blast-radius limit are marked ``blocked`` with the limit named.
+    A live rule a policy does not allow is ``revoke`` (``excepted`` under an exception); an
+    allowed rule not live is ``missing`` (``restore`` with ``restore_missing``); a group of
+    two policies is a problem. Guardrails evaluate every group they select (guard_plan).
+    With ``enforce_limits``, writes over a limit are ``blocked``; baseline limits never block
+    a guardrail's revoke nor an ``urgent`` rule id (made by the call being answered).
     """
-    index = _PolicyIndex(baseline.policies)
-    desired_cache: dict[tuple[str, str | None], frozenset[RuleKey]] = {}
+    evaluate = _Evaluator(baseline, prefix_lists or {}, now, urgent if enforce_limits else None)
     changes: list[Change] = []
-    problems: list[GroupProblem] = []
-    managed = 0
     for group in sorted(observed, key=lambda g: (g.account_id or "", g.region, g.group_id)):
-        policies = _matching(index, baseline, group)
-        if not policies:
-            continue
-        managed += 1
+        changes.extend(evaluate(group))
+    if enforce_limits:
+        changes = _run_limits(baseline, changes, urgent)
+        changes = guardrail_run_limits(baseline.guardrails, changes)
+    counts = evaluate.counts
+    return Plan(
+        changes=tuple(changes),
+        problems=tuple(evaluate.problems),
+        managed_groups=counts["managed"],
+        guarded_groups=counts["guarded"],
+        unmanaged_groups=counts["unmanaged"],
+    )
+
+
+class _Evaluator:
+    """One group at a time: its baseline changes, its guardrails' over them, its limits."""
+
+    def __init__(
+        self,
+        baseline: Baseline,
+        entries: PrefixEntries,
+        now: datetime | None,
+        urgent: frozenset[str] | None,
+    ) -> None:
+        self.baseline, self.entries, self.now, self.urgent = baseline, entries, now, urgent
+        self.index = _PolicyIndex(baseline.policies)
+        self.desired: dict[tuple[str, str | None], frozenset[RuleKey]] = {}
+        self.problems: list[GroupProblem] = []
+        self.counts = Counter[str]()
+
+    def __call__(self, group: ObservedGroup) -> list[Change]:
+        baseline = self.baseline
+        policies = _matching(self.index, baseline, group)
+        guards = baseline.guardrails_for(group) if baseline.guardrails else ()
+        if not policies and not guards:
+            return []
+        self.counts.update(
+            {
+                "managed": int(bool(policies)),
+                "guarded": int(bool(guards)),
+                "unmanaged": int(not policies),
+            }
+        )
+        policy = policies[0] if len(policies) == 1 else None
+        changes: list[Change] = []
         if len(policies) > 1:
-            names = ", ".join(p.name for p in policies)
-            problems.append(
-                GroupProblem(
-                    region=group.region,
-                    group_id=group.group_id,
-                    message=f"matched by policies {names}; left untouched"
-                    " (make the selectors exclusive)",
-                    account=group.account_id,
-                )
+            self.problems.append(_ambiguous(group, policies, guarded=bool(guards)))
+        elif policy is not None:
+            changes = _diff_group(
+                policy, group, self._desired(policy, group), self.now, self.entries
             )
-            continue
-        policy = policies[0]
+        changes, problem = guard_group(
+            guards, group, policy, changes, entries=self.entries, now=self.now
+        )
+        if problem is not None:
+            self.problems.append(problem)
+        if self.urgent is not None and policy is not None:
+            changes = _group_limits(policy, group, changes, self.urgent)
+        return sorted(changes, key=_order)
+
+    def _desired(self, policy: GroupPolicy, group: ObservedGroup) -> frozenset[RuleKey]:
         cache_key = (policy.name, group.owner_id)
-        desired = desired_cache.get(cache_key)
+        desired = self.desired.get(cache_key)
         if desired is None:
-            desired = desired_cache[cache_key] = frozenset(
+            desired = self.desired[cache_key] = frozenset(
                 _localise_key(k, group.owner_id) for k in policy.desired()
             )
-        group_changes = _diff_group(policy, group, desired, now)
-        if enforce_limits:
-            group_changes = _group_limits(policy, group, group_changes)
-        changes.extend(group_changes)
-    if enforce_limits:
-        changes = _run_limits(baseline, changes)
-    return Plan(changes=tuple(changes), problems=tuple(problems), managed_groups=managed)
+        return desired
+
+
+def _ambiguous(group: ObservedGroup, policies: list[GroupPolicy], *, guarded: bool) -> GroupProblem:
+    names = ", ".join(p.name for p in policies)
+    floor = "; its guardrails still apply" if guarded else ""
+    return GroupProblem(
+        region=group.region,
+        group_id=group.group_id,
+        message=f"matched by policies {names}; left untouched"
+        f" (make the selectors exclusive){floor}",
+        account=group.account_id,
+    )
+
+
+def _order(change: Change) -> tuple[bool, int, RuleKey, str]:
+    return (
+        change.key.direction is not Direction.INGRESS,
+        _ACTION_ORDER[change.action],
+        change.key,
+        change.rule_id or "",
+    )
 
 
 def _change(
@@ -151,24 +211,37 @@ def _diff_group(
     group: ObservedGroup,
     desired: frozenset[RuleKey],
     now: datetime | None,
+    entries: PrefixEntries,
 ) -> list[Change]:
-    """Every change for one group: live rules not in the policy, then policy rules not live."""
+    """Every change for one group: live rules not in the policy, then policy rules not live.
+
+    A live rule contained in a ``within: true`` entry is allowed; such an entry is a bound,
+    never reported missing.
+    """
     directions = policy.managed_directions()
     live = [rule for rule in group.rules if rule.key.direction in directions]
-    out = _extra_changes(policy, group, [r for r in live if r.key not in desired], now)
+    bounds = policy.bounds()
+    extras = [r for r in live if r.key not in desired and not _within(bounds, r.key, entries)]
+    out = _extra_changes(policy, group, extras, now)
     live_keys = {rule.key for rule in live}
-    missing = [k for k in desired if k not in live_keys and k.direction in directions]
+    required = {_localise_key(k, group.owner_id) for k in policy.required()}
+    missing = [
+        k for k in desired if k in required and k not in live_keys and k.direction in directions
+    ]
     if missing:
         out.extend(_missing_changes(policy, group, missing))
-    out.sort(
-        key=lambda c: (
-            c.key.direction is not Direction.INGRESS,
-            _ACTION_ORDER[c.action],
-            c.key,
-            c.rule_id or "",
-        )
-    )
     return out
+
+
+def _within(bounds: tuple[RulePattern, ...], key: RuleKey, entries: PrefixEntries) -> bool:
+    """Whether a ``within: true`` entry contains ``key`` (an unknown prefix list does not)."""
+    for bound in bounds:
+        try:
+            if contains(bound, key, entries):
+                return True
+        except UnknownPrefixList:
+            continue
+    return False
 
 
 def _extra_changes(
@@ -220,21 +293,35 @@ def _blocked(changes: list[Change], limit: str, selected: set[int] | None = None
     ]
 
 
-def _group_limits(policy: GroupPolicy, group: ObservedGroup, changes: list[Change]) -> list[Change]:
-    """Stop a group's revokes over its limit, or ones that would leave it with no ingress."""
-    revokes = [c for c in changes if c.writes and c.action is Action.REVOKE]
+def _limited(change: Change, urgent: frozenset[str]) -> bool:
+    """Whether a baseline limit may block this change (not a guardrail's, not an urgent one)."""
+    return change.writes and change.guardrail is None and (change.rule_id or "") not in urgent
+
+
+def _group_limits(
+    policy: GroupPolicy, group: ObservedGroup, changes: list[Change], urgent: frozenset[str]
+) -> list[Change]:
+    """Stop a group's revokes over its limit, or ones that would leave it with no ingress.
+
+    Only the baseline's own changes count and are stopped: a guardrail's revoke and an
+    urgent one (made by the call being answered) go ahead either way.
+    """
+    limited = {i for i, c in enumerate(changes) if _limited(c, urgent)}
+    revokes = [changes[i] for i in limited if changes[i].action is Action.REVOKE]
     limit = policy.max_revocations_per_group()
     if len(revokes) > limit:
         return _blocked(
             changes,
             f"max_revocations_per_group={limit} ({len(revokes)} revokes planned)",
+            limited,
         )
+    writes = [c for c in changes if c.writes]
     live_ingress = sum(1 for r in group.rules if r.key.direction is Direction.INGRESS)
-    ingress_revokes = sum(1 for c in revokes if c.key.direction is Direction.INGRESS)
+    ingress_revokes = sum(
+        1 for c in writes if c.action is Action.REVOKE and c.key.direction is Direction.INGRESS
+    )
     ingress_restores = sum(
-        1
-        for c in changes
-        if c.writes and c.action is Action.RESTORE and c.key.direction is Direction.INGRESS
+        1 for c in writes if c.action is Action.RESTORE and c.key.direction is Direction.INGRESS
     )
     empties = live_ingress > 0 and live_ingress - ingress_revokes + ingress_restores == 0
     if empties and not (policy.allow_empty and not policy.ingress):
@@ -243,8 +330,8 @@ def _group_limits(policy: GroupPolicy, group: ObservedGroup, changes: list[Chang
         )
         selected = {
             i
-            for i, c in enumerate(changes)
-            if c.action is Action.REVOKE and c.key.direction is Direction.INGRESS
+            for i in limited
+            if changes[i].action is Action.REVOKE and changes[i].key.direction is Direction.INGRESS
         }
         return _blocked(
             changes,
@@ -254,12 +341,12 @@ def _group_limits(policy: GroupPolicy, group: ObservedGroup, changes: list[Chang
     return changes
 
 
-def _run_limits(baseline: Baseline, changes: list[Change]) -> list[Change]:
+def _run_limits(baseline: Baseline, changes: list[Change], urgent: frozenset[str]) -> list[Change]:
     """Stop every revoke of a file whose groups together exceed max_revocations_per_run."""
     planned: dict[str, int] = defaultdict(int)
     for change in changes:
-        scope = baseline.run_limit_of(change.policy)
-        if scope is not None and change.writes and change.action is Action.REVOKE:
+        scope = baseline.run_limit_of(change.policy) if change.policy else None
+        if scope is not None and _limited(change, urgent) and change.action is Action.REVOKE:
             planned[scope[0]] += 1
     over = {
         source: count for source, count in planned.items() if count > baseline.run_limits[source]
@@ -268,8 +355,8 @@ def _run_limits(baseline: Baseline, changes: list[Change]) -> list[Change]:
         return changes
     out = []
     for change in changes:
-        scope = baseline.run_limit_of(change.policy)
-        if scope is not None and scope[0] in over and change.writes:
+        scope = baseline.run_limit_of(change.policy) if change.policy else None
+        if scope is not None and scope[0] in over and _limited(change, urgent):
             limit = (
                 f"max_revocations_per_run={scope[1]} ({over[scope[0]]} revokes planned"
                 f" for {scope[0]})"

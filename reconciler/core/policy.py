@@ -28,27 +28,34 @@ __all__ = [  # the models live in policy_* modules; import them from here
     "FileLimits",
     "GroupLimits",
     "GroupPolicy",
+    "Guardrail",
     "IngressRule",
     "Match",
     "PolicyFile",
     "RuleException",
 ]
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
 
+from reconciler.core.guardrail import Guardrail
+from reconciler.core.patterns import RulePattern
 from reconciler.core.policy_exceptions import RuleException
 from reconciler.core.policy_limits import DEFAULT_MAX_REVOCATIONS_PER_GROUP, FileLimits, GroupLimits
-from reconciler.core.policy_rules import FROZEN, EgressRule, IngressRule, RuleSpec
+from reconciler.core.policy_rules import (
+    FROZEN,
+    NAME_PATTERN,
+    EgressRule,
+    IngressRule,
+    RuleSpec,
+    check_name,
+)
 from reconciler.core.policy_selectors import Match
-from reconciler.core.rules import Direction, RuleKey
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+from reconciler.core.rules import Direction, ObservedGroup, RuleKey
 
 
 def _egress_value(value: object) -> object:
@@ -56,14 +63,6 @@ def _egress_value(value: object) -> object:
         return None
     if isinstance(value, str):
         raise ValueError(f"egress must be a list of rules or 'unmanaged', not {value!r}")
-    return value
-
-
-def _check_name(value: str) -> str:
-    if not _NAME.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid policy name (letters, digits, '.', '_', '-'; at most 128)"
-        )
     return value
 
 
@@ -82,7 +81,7 @@ class GroupPolicy(BaseModel):
     model_config = FROZEN
 
     name: Annotated[
-        str, AfterValidator(_check_name), Field(json_schema_extra={"pattern": _NAME.pattern})
+        str, AfterValidator(check_name), Field(json_schema_extra={"pattern": NAME_PATTERN.pattern})
     ]
     description: str | None = None
     match: Match
@@ -144,6 +143,21 @@ class GroupPolicy(BaseModel):
             keys.update(rule.rule_keys())
         return frozenset(keys)
 
+    def required(self) -> frozenset[RuleKey]:
+        """The rule keys that must be live: every entry's but the ``within: true`` bounds'."""
+        return frozenset(
+            key
+            for rule in self.rules()
+            if not getattr(rule, "within", False)
+            for key in rule.rule_keys()
+        )
+
+    def bounds(self) -> tuple[RulePattern, ...]:
+        """The ``within: true`` entries as patterns: a live rule contained in one is allowed."""
+        return tuple(
+            rule.pattern() for rule in (*self.ingress, *(self.egress or ())) if rule.within
+        )
+
     def rules(self) -> tuple[RuleSpec, ...]:
         """Ingress entries, then egress entries when egress is managed."""
         return (*self.ingress, *(self.egress or ()))
@@ -171,7 +185,17 @@ class PolicyFile(BaseModel):
     model_config = FROZEN
 
     limits: FileLimits | None = None
-    groups: Annotated[tuple[GroupPolicy, ...], Field(min_length=1)]
+    peers: dict[str, str | list[str]] | None = None  # resolved across files by the loader
+    groups: Annotated[tuple[GroupPolicy, ...], Field(min_length=1)] = ()
+    guardrails: Annotated[tuple[Guardrail, ...], Field(min_length=1)] = ()
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> PolicyFile:
+        if not self.groups and not self.guardrails and not self.peers:
+            raise ValueError(
+                "a policy file needs groups:, guardrails: or peers: (an empty file is refused)"
+            )
+        return self
 
     def effective_groups(self) -> tuple[GroupPolicy, ...]:
         """The groups with the file's per-group limit applied where they set none."""
@@ -195,6 +219,21 @@ class Baseline:
     sources: Mapping[str, str] = field(default_factory=dict)
     run_limits: Mapping[str, int] = field(default_factory=dict)
     locations: Mapping[tuple[str, str, int], int] = field(default_factory=dict)
+    guardrails: tuple[Guardrail, ...] = ()
+    peer_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def guardrails_for(self, group: ObservedGroup) -> tuple[Guardrail, ...]:
+        """The guardrails that evaluate ``group``, in baseline order."""
+        return tuple(
+            g
+            for g in self.guardrails
+            if g.applies_to(group_id=group.group_id, tags=group.tags, vpc_id=group.vpc_id)
+        )
+
+    @property
+    def guards_every_group(self) -> bool:
+        """True when some guardrail has no ``match``: every group must be read."""
+        return any(g.match is None for g in self.guardrails)
 
     def run_limit_of(self, policy: str) -> tuple[str, int] | None:
         """(file, max_revocations_per_run) that governs this policy's groups, if any."""
@@ -232,4 +271,6 @@ class Baseline:
 
     def uses_only_tag_selectors(self) -> bool:
         """True when every policy selects by tag (lets the deploy role use tag conditions)."""
-        return all(p.match.tags for p in self.policies)
+        return all(p.match.tags for p in self.policies) and all(
+            g.match is not None and g.match.tags for g in self.guardrails
+        )

@@ -9,7 +9,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints, model_validator
 
-from reconciler.core.policy_rules import PEER_INPUT, Peer, RuleSpec, as_peer_list
+from reconciler.core.peers import expand_peer_list
+from reconciler.core.policy_rules import PEER_INPUT, Peer, RuleSpec
 from reconciler.core.rules import Direction, RuleKey
 
 
@@ -40,13 +41,13 @@ class RuleException(RuleSpec):
     direction: ClassVar[Direction] = Direction.INGRESS
     from_: (
         Annotated[
-            tuple[Peer, ...], BeforeValidator(as_peer_list, json_schema_input_type=PEER_INPUT)
+            tuple[Peer, ...], BeforeValidator(expand_peer_list, json_schema_input_type=PEER_INPUT)
         ]
         | None
     ) = Field(default=None, alias="from")
     to: (
         Annotated[
-            tuple[Peer, ...], BeforeValidator(as_peer_list, json_schema_input_type=PEER_INPUT)
+            tuple[Peer, ...], BeforeValidator(expand_peer_list, json_schema_input_type=PEER_INPUT)
         ]
         | None
     ) = None

@@ -6,13 +6,29 @@ reconciler.core.policy.
 
 from __future__ import annotations
 
-__all__ = ["FROZEN", "PEER_INPUT", "EgressRule", "IngressRule", "Peer", "RuleSpec", "as_peer_list"]
+__all__ = [
+    "FROZEN",
+    "NAME_PATTERN",
+    "PEER_INPUT",
+    "PROTOCOL_INPUT",
+    "EgressRule",
+    "IngressRule",
+    "Peer",
+    "Peers",
+    "PortRanges",
+    "RuleSpec",
+    "as_peer_list",
+    "check_name",
+]
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from reconciler.core.patterns import RulePattern
+from reconciler.core.peers import expand_peer_list
 from reconciler.core.rules import (
     ICMP_PROTOCOLS,
     PORTED_PROTOCOLS,
@@ -23,6 +39,16 @@ from reconciler.core.rules import (
 )
 
 FROZEN = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_name(value: str) -> str:
+    """A policy's or guardrail's name: letters, digits, '.', '_', '-'; at most 128."""
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid policy name (letters, digits, '.', '_', '-'; at most 128)"
+        )
+    return value
 
 
 def _check_port(value: int, text: object) -> int:
@@ -81,7 +107,7 @@ _PORT_INPUT = (
     Annotated[int, Field(ge=0, le=65535)]
     | Annotated[str, Field(pattern=r"^\s*(?:[Aa][Ll][Ll]|[0-9]+(?:\s*-\s*[0-9]+)?)\s*$")]
 )
-_PROTOCOL_INPUT = (
+PROTOCOL_INPUT = (
     Annotated[
         str,
         Field(
@@ -100,7 +126,7 @@ _PROTOCOL_INPUT = (
 Peer = Annotated[str, AfterValidator(_check_peer)]
 Peers = Annotated[
     tuple[Peer, ...],
-    BeforeValidator(as_peer_list, json_schema_input_type=PEER_INPUT),
+    BeforeValidator(expand_peer_list, json_schema_input_type=PEER_INPUT),
     Field(min_length=1),
 ]
 PortRanges = Annotated[
@@ -118,7 +144,7 @@ class RuleSpec(BaseModel):
     model_config = FROZEN
 
     protocol: Annotated[
-        str, BeforeValidator(canonical_protocol, json_schema_input_type=_PROTOCOL_INPUT)
+        str, BeforeValidator(canonical_protocol, json_schema_input_type=PROTOCOL_INPUT)
     ]
     ports: PortRanges = None
     icmp_type: Annotated[int, Field(ge=-1, le=255)] | None = None
@@ -168,7 +194,24 @@ class RuleSpec(BaseModel):
                 yield RuleKey(self.direction, self.protocol, lo, hi, peer)
 
 
-class IngressRule(RuleSpec):
+class _BaselineRule(RuleSpec):
+    """A baseline entry: exact by default; ``within: true`` allows any rule contained in it."""
+
+    within: Annotated[bool, Field(strict=True)] = False
+
+    def pattern(self) -> RulePattern:
+        """This entry as a pattern (for ``within: true``)."""
+        icmp = next(iter(self._port_pairs())) if self.protocol in ICMP_PROTOCOLS else (-1, -1)
+        return RulePattern(
+            self.direction,
+            self.protocol,
+            self.ports,
+            (icmp[0] if icmp[0] is not None else -1, icmp[1] if icmp[1] is not None else -1),
+            self.peers(),
+        )
+
+
+class IngressRule(_BaselineRule):
     """One allowed ingress rule; it expands to one EC2 rule per port range and source.
 
     ```yaml
@@ -186,7 +229,7 @@ class IngressRule(RuleSpec):
         return self.from_
 
 
-class EgressRule(RuleSpec):
+class EgressRule(_BaselineRule):
     """One allowed egress rule; like ingress, with the peer under ``to:``.
 
     ```yaml

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Match"]
+__all__ = ["GROUP_ID_PATTERN", "Match", "check_group_id"]
 
 import re
 from collections.abc import Mapping
@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from reconciler.core.policy_rules import FROZEN
 
-_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
+GROUP_ID_PATTERN = re.compile(r"^sg-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?$")
 
 
@@ -26,8 +26,8 @@ def _tag_map(value: object) -> object:
     return value
 
 
-def _check_group_id(value: str) -> str:
-    if not _GROUP_ID.fullmatch(value):
+def check_group_id(value: str) -> str:
+    if not GROUP_ID_PATTERN.fullmatch(value):
         raise ValueError(f"{value!r} is not a security group id (sg- and 8 or 17 hex digits)")
     return value
 
@@ -56,8 +56,8 @@ class Match(BaseModel):
             tuple[
                 Annotated[
                     str,
-                    AfterValidator(_check_group_id),
-                    Field(json_schema_extra={"pattern": _GROUP_ID.pattern}),
+                    AfterValidator(check_group_id),
+                    Field(json_schema_extra={"pattern": GROUP_ID_PATTERN.pattern}),
                 ],
                 ...,
             ],

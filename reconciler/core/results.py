@@ -108,6 +108,8 @@ class RunResult:
                 changes=tuple(c for r in runs for c in r.result.plan.changes),
                 problems=tuple(p for r in runs for p in r.result.plan.problems),
                 managed_groups=sum(r.result.plan.managed_groups for r in runs),
+                guarded_groups=sum(r.result.plan.guarded_groups for r in runs),
+                unmanaged_groups=sum(r.result.plan.unmanaged_groups for r in runs),
             ),
             outcomes=tuple(o for r in runs for o in r.result.outcomes),
             errors=tuple(e.in_account(r.target.label) for r in runs for e in r.result.errors),

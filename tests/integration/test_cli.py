@@ -33,6 +33,7 @@ JSON_KEYS = {
     "region",
     "group_id",
     "policy",
+    "guardrail",
     "rule_id",
     "direction",
     "protocol",

@@ -101,6 +101,7 @@ def test_apply_journals_each_revoke_with_everything_needed_to_recreate_it(
         "trigger": "cli-apply",
         "actor": MOTO_CALLER,
         "event_id": None,
+        "guardrail": None,
     }
     assert intent == {
         **rule,

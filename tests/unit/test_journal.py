@@ -101,6 +101,7 @@ def test_an_entry_carries_everything_needed_to_recreate_the_rule_and_round_trips
         "description": "temp ssh",
         "status": None,
         "error": None,
+        "guardrail": None,
     }
     assert JournalEntry.from_dict(json.loads(json.dumps(data))) == entry
     assert entry.key == SSH

@@ -690,6 +690,7 @@ def _change(action: Action, rule_id: str | None = "sgr-00000000000000001", **fie
         "region": REGION,
         "group_id": WEB,
         "policy": "web-prod",
+        "guardrail": None,
         "key": RuleKey(INGRESS, "tcp", 22, 22, "0.0.0.0/0"),
         "rule_id": rule_id,
         "description": None,
@@ -732,6 +733,8 @@ def test_summary_counts_and_drift() -> None:
         "drifted_groups": 2,
         "managed_groups": 5,
         "errors": 1,
+        "guardrail_violations": 0,
+        "unmanaged_groups": 0,
     }
     assert result.has_drift is True
 
@@ -769,6 +772,7 @@ def test_change_json_shape() -> None:
             "region": REGION,
             "group_id": WEB,
             "policy": "web-prod",
+            "guardrail": None,
             "rule_id": "sgr-00000000000000002",
             "direction": "ingress",
             "protocol": "tcp",
@@ -791,6 +795,7 @@ def test_change_json_for_protocol_all_has_null_ports() -> None:
         "region": REGION,
         "group_id": WEB,
         "policy": "web-prod",
+        "guardrail": None,
         "rule_id": "sgr-00000000000000003",
         "direction": "egress",
         "protocol": "all",
@@ -812,6 +817,7 @@ def test_change_json_optional_keys_appear_only_when_set() -> None:
         "region",
         "group_id",
         "policy",
+        "guardrail",
         "rule_id",
         "direction",
         "protocol",

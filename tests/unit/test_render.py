@@ -169,6 +169,7 @@ def test_json_document_shape() -> None:
         "region": REGION,
         "group_id": WEB,
         "policy": "web-prod",
+        "guardrail": None,
         "rule_id": SSH_ID,
         "direction": "ingress",
         "protocol": "tcp",
@@ -189,6 +190,8 @@ def test_json_document_shape() -> None:
         "drifted_groups": 2,
         "managed_groups": 2,
         "errors": 1,  # every entry of "errors" is counted, run-level ones too
+        "guardrail_violations": 0,
+        "unmanaged_groups": 0,
     }
 
 

@@ -860,4 +860,6 @@ def test_json_shows_blocked_and_the_summary_counts() -> None:
         "drifted_groups": 1,
         "managed_groups": 1,
         "errors": 0,
+        "guardrail_violations": 0,
+        "unmanaged_groups": 0,
     }
