@@ -9,6 +9,7 @@ checked against ``REQUIRED_PERMISSIONS``.
 from __future__ import annotations
 
 __all__ = [
+    "PREFIX_LIST_PERMISSIONS",
     "READ_PERMISSIONS",
     "REQUIRED_PERMISSIONS",
     "RESTORE_PERMISSIONS",
@@ -30,24 +31,26 @@ __all__ = [
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.adapters.ec2_shapes import (
     chunks,
     error_code,
     ip_permission,
     observed_rule,
+    permission_rules,
     revoked_rule,
 )
 from reconciler.adapters.ec2_writers import REVOKE_CHUNK, RuleAuthorizer, RuleRevoker
 from reconciler.core.planner import matching_policies
 from reconciler.core.policy import Baseline
 from reconciler.core.ports import AuthorizeOutcome, AuthorizeResult, RegionPorts, RevokeResult
-from reconciler.core.rules import ObservedGroup, ObservedRule
+from reconciler.core.rules import Direction, ObservedGroup, ObservedRule
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -56,6 +59,10 @@ if TYPE_CHECKING:
 ClientFactory = Callable[[str], "EC2Client"]
 
 READ_PERMISSIONS = frozenset({"ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules"})
+# Only with guardrails or `within:` rules naming prefix lists, and ModifyManagedPrefixList.
+PREFIX_LIST_PERMISSIONS = frozenset(
+    {"ec2:GetManagedPrefixListEntries", "ec2:GetManagedPrefixListAssociations"}
+)
 WRITE_PERMISSIONS = frozenset({"ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress"})
 REQUIRED_PERMISSIONS = READ_PERMISSIONS | WRITE_PERMISSIONS
 # Only with restore_missing (RuleAuthorizer), and then only on the groups carrying its tag.
@@ -94,6 +101,7 @@ class _GroupFacts:
     vpc_id: str | None
     owner_id: str | None
     tags: dict[str, str]
+    rules: tuple[ObservedRule, ...] = ()  # from IpPermissions, ids unknown
 
 
 class SecurityGroupReader:
@@ -103,15 +111,56 @@ class SecurityGroupReader:
         self._client = client
         self._region = region
         self._account_id = account_id
+        self._prefix_lists: dict[str, tuple[str, ...] | None] = {}
 
     def read_managed(self, baseline: Baseline) -> tuple[ObservedGroup, ...]:
-        """Every group some policy matches, with all its rules: one sweep of the region."""
-        facts = [
-            f
-            for f in self._describe_groups(_covering_filter(baseline))
-            if matching_policies(baseline, self._observed(f, ()))
-        ]
-        return self._with_rules(facts)
+        """Every group some policy or guardrail selects, with all its rules: one sweep.
+
+        The rules come from DescribeSecurityGroups' permissions, without ids (``""``): a
+        clean group costs no DescribeSecurityGroupRules call; ``with_rule_ids`` reads the
+        ids of the groups that have changes.
+        """
+        out = []
+        for facts in self._describe_groups(_covering_filter(baseline)):
+            group = self._observed(facts, facts.rules)
+            if matching_policies(baseline, group) or baseline.guardrails_for(group):
+                out.append(group)
+        return tuple(out)
+
+    def with_rule_ids(self, groups: Sequence[ObservedGroup]) -> tuple[ObservedGroup, ...]:
+        """The groups with their rules read again with ids (DescribeSecurityGroupRules)."""
+        if not groups:
+            return ()
+        rules = self.rules_of(
+            [g.group_id for g in groups], {g.group_id: g.owner_id for g in groups}
+        )
+        return tuple(replace(g, rules=tuple(rules.get(g.group_id, ()))) for g in groups)
+
+    def prefix_list_entries(self, prefix_list_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The CIDRs each prefix list holds (GetManagedPrefixListEntries), read once per
+        reader, i.e. per run; a list that cannot be read is left out (the planner then
+        refuses to decide on it)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for pl_id in sorted(set(prefix_list_ids)):
+            if pl_id not in self._prefix_lists:
+                self._prefix_lists[pl_id] = self._read_prefix_list(pl_id)
+            entries = self._prefix_lists[pl_id]
+            if entries is not None:
+                out[pl_id] = entries
+        return out
+
+    def _read_prefix_list(self, pl_id: str) -> tuple[str, ...] | None:
+        try:
+            paginator = self._client.get_paginator("get_managed_prefix_list_entries")
+            return tuple(
+                entry["Cidr"]
+                for page in paginator.paginate(PrefixListId=pl_id)
+                for entry in page.get("Entries", [])
+                if "Cidr" in entry
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.error("prefix_list_unreadable", prefix_list_id=pl_id, error=str(exc))
+            return None
 
     def read_groups(self, group_ids: Iterable[str]) -> tuple[ObservedGroup, ...]:
         """The given groups (those that still exist) with all their rules."""
@@ -187,12 +236,21 @@ class SecurityGroupReader:
                 kwargs["Filters"] = batch
             for page in paginator.paginate(**kwargs):
                 for group in page.get("SecurityGroups", []):
+                    owner = group.get("OwnerId")
                     yield _GroupFacts(
                         group_id=group["GroupId"],
                         name=group.get("GroupName", ""),
                         vpc_id=group.get("VpcId"),
-                        owner_id=group.get("OwnerId"),
+                        owner_id=owner,
                         tags={t["Key"]: t["Value"] for t in group.get("Tags", [])},
+                        rules=(
+                            *permission_rules(
+                                group.get("IpPermissions", []), Direction.INGRESS, owner
+                            ),
+                            *permission_rules(
+                                group.get("IpPermissionsEgress", []), Direction.EGRESS, owner
+                            ),
+                        ),
                     )
 
     def _with_rules(self, facts: list[_GroupFacts]) -> tuple[ObservedGroup, ...]:
@@ -217,18 +275,22 @@ class SecurityGroupReader:
 def _covering_filter(baseline: Baseline) -> list[FilterTypeDef] | None:
     """A server-side filter that returns a superset of the groups the baseline governs.
 
-    EC2 ORs the values of one filter, so one filter can cover every policy only when every
-    policy constrains the same thing: all by id, all by tag key, or all by VPC. Otherwise
-    the sweep is unfiltered (still paginated) and matching happens client-side.
+    EC2 ORs the values of one filter, so one filter can cover every policy and guardrail
+    only when each constrains the same thing: all by id, all by tag key, or all by VPC.
+    Otherwise (or with a guardrail without ``match``) the sweep is unfiltered, still
+    paginated, and matching happens client-side.
     """
-    policies = baseline.policies
-    if policies and all(p.match.group_ids for p in policies):
-        ids = sorted({gid for p in policies for gid in p.match.group_ids or ()})
+    if baseline.guards_every_group:
+        return None
+    selectors = [p.match for p in baseline.policies]
+    selectors += [g.match for g in baseline.guardrails if g.match is not None]
+    if not selectors:
+        return None
+    if all(m.group_ids for m in selectors):
+        ids = sorted({gid for m in selectors for gid in m.group_ids or ()})
         return [{"Name": "group-id", "Values": ids}]
-    if policies and all(p.match.tags for p in policies):
-        keys = sorted({min(p.match.tags or {}) for p in policies})
-        return [{"Name": "tag-key", "Values": keys}]
-    if policies and all(p.match.vpc_id for p in policies):
-        vpcs = sorted({p.match.vpc_id for p in policies if p.match.vpc_id})
-        return [{"Name": "vpc-id", "Values": vpcs}]
+    if all(m.tags for m in selectors):
+        return [{"Name": "tag-key", "Values": sorted({min(m.tags or {}) for m in selectors})}]
+    if all(m.vpc_id for m in selectors):
+        return [{"Name": "vpc-id", "Values": sorted({m.vpc_id for m in selectors if m.vpc_id})}]
     return None

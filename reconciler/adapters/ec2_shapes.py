@@ -3,9 +3,16 @@ and the IpPermissions that create exactly one rule."""
 
 from __future__ import annotations
 
-__all__ = ["chunks", "error_code", "ip_permission", "observed_rule", "revoked_rule"]
+__all__ = [
+    "chunks",
+    "error_code",
+    "ip_permission",
+    "observed_rule",
+    "permission_rules",
+    "revoked_rule",
+]
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
@@ -59,6 +66,56 @@ def observed_rule(item: SecurityGroupRuleTypeDef, owner_id: str | None) -> Obser
     return ObservedRule(
         rule_id=item["SecurityGroupRuleId"], key=key, description=item.get("Description") or None
     )
+
+
+def permission_rules(
+    permissions: Sequence[Mapping[str, Any]], direction: Direction, owner_id: str | None
+) -> tuple[ObservedRule, ...]:
+    """One rule per peer of DescribeSecurityGroups' ``IpPermissions``, ids unknown (``""``).
+
+    Enough to plan: a group with a change is read again with DescribeSecurityGroupRules for
+    the rule ids its revokes need (the reader's ``with_rule_ids``).
+    """
+    out: list[ObservedRule] = []
+    for perm in permissions:
+        peers: list[tuple[str, str | None]] = [
+            *(
+                (r["CidrIp"], r.get("Description"))
+                for r in perm.get("IpRanges", [])
+                if "CidrIp" in r
+            ),
+            *(
+                (r["CidrIpv6"], r.get("Description"))
+                for r in perm.get("Ipv6Ranges", [])
+                if "CidrIpv6" in r
+            ),
+            *(
+                (r["PrefixListId"], r.get("Description"))
+                for r in perm.get("PrefixListIds", [])
+                if "PrefixListId" in r
+            ),
+        ]
+        for pair in perm.get("UserIdGroupPairs", []):
+            if "GroupId" not in pair:
+                continue
+            user = pair.get("UserId")
+            foreign = user and owner_id and user != owner_id
+            peers.append(
+                (
+                    f"{user}/{pair['GroupId']}" if foreign else pair["GroupId"],
+                    pair.get("Description"),
+                )
+            )
+        for peer, description in peers:
+            key = RuleKey.from_ec2(
+                direction=direction,
+                protocol=str(perm.get("IpProtocol", "-1")),
+                from_port=perm.get("FromPort"),
+                to_port=perm.get("ToPort"),
+                peer=peer,
+            )
+            out.append(ObservedRule(rule_id="", key=key, description=description or None))
+    return tuple(out)
 
 
 def revoked_rule(item: RevokedSecurityGroupRuleTypeDef) -> ObservedRule | None:

@@ -79,7 +79,8 @@ class GroupReader(Protocol):
     """Reads security groups and their rules (with rule ids) in one region."""
 
     def read_managed(self, baseline: Baseline) -> tuple[ObservedGroup, ...]:
-        """Every group some policy matches, with all its rules."""
+        """Every group some policy or guardrail selects, with all its rules (ids may be ``""``:
+        read from DescribeSecurityGroups; ``with_rule_ids`` fills them)."""
 
     def read_groups(self, group_ids: Iterable[str]) -> tuple[ObservedGroup, ...]:
         """The given groups (those that still exist) with all their rules."""
@@ -94,6 +95,12 @@ class GroupReader(Protocol):
         self, group_ids: Sequence[str], owners: dict[str, str | None] | None = None
     ) -> dict[str, list[ObservedRule]]:
         """Live rules of the given groups, keyed by group id."""
+
+    def with_rule_ids(self, groups: Sequence[ObservedGroup]) -> tuple[ObservedGroup, ...]:
+        """The groups with their rules read again, with rule ids (one batched read)."""
+
+    def prefix_list_entries(self, prefix_list_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """The CIDRs each prefix list holds now; a list that cannot be read is left out."""
 
 
 class Revoker(Protocol):

@@ -89,10 +89,15 @@ def apply_plan(
         return list(zip(indexes, done, strict=True))
 
     # Groups are independent: their calls run in parallel, paced by the client-side
-    # token buckets (adapters/throttle.py) so the run stays at EC2's rate.
-    if batches:
-        with ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(batches)))) as pool:
-            for pairs in pool.map(run_batch, batches.items()):
+    # token buckets (adapters/throttle.py) so the run stays at EC2's rate. Restores go
+    # first: a rule widened in place is put back before its widened form is revoked, and
+    # a restore that fails leaves the group no emptier than the revoke alone would.
+    for action in (Action.RESTORE, Action.REVOKE):
+        items = [item for item in batches.items() if item[0][3] is action]
+        if not items:
+            continue
+        with ThreadPoolExecutor(max_workers=max(1, min(WORKERS, len(items)))) as pool:
+            for pairs in pool.map(run_batch, items):
                 outcomes.update(pairs)
     return tuple(outcomes[i] for i in range(len(plan.changes)))
 

@@ -25,6 +25,7 @@ from reconciler.adapters.ec2 import ClientFactory, ec2_ports
 from reconciler.core.plan import Plan
 from reconciler.core.planner import plan as make_plan
 from reconciler.core.results import AccountRun, RunError, RunResult
+from reconciler.core.rules import peer_kind
 from reconciler.core.scope import RunMode, Scope
 from reconciler.service.apply import Writers, apply_plan, revoked_with_errors
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from reconciler.core.accounts import Target
     from reconciler.core.journal import RunContext
     from reconciler.core.policy import Baseline
-    from reconciler.core.ports import Journal, RegionPorts
+    from reconciler.core.ports import GroupReader, Journal, RegionPorts
     from reconciler.core.rules import ObservedGroup
 
 log = structlog.get_logger("reconciler")
@@ -152,12 +153,15 @@ def _run_site(
         log.error("account_unreachable", account=site.account_id, role_arn=role_arn, error=str(exc))
         error = RunError(f"cannot assume {role_arn}: {exc}", stage="account")
         return RunResult(plan=Plan(changes=()), errors=(error,))
-    observed, read = _read(baseline, site, ports, scope, options.progress)
+    observed, read = _read(baseline, site, ports, scope, options)
     plan = make_plan(
         baseline,
         observed,
         now=options.now or datetime.now(UTC),
         enforce_limits=options.honour_limits,
+        prefix_lists=read.prefix_lists,
+        # The rules the answered call made: no baseline limit shields them.
+        urgent=frozenset(scope.rule_ids) if not scope.everything else frozenset(),
     )
     if not scope.everything:
         plan = plan.restricted_to(scope.directions(observed))
@@ -177,6 +181,43 @@ def _run_site(
 class _Read:
     errors: tuple[RunError, ...]
     unmatched: tuple[str, ...]
+    prefix_lists: dict[str, tuple[str, ...]]
+
+
+def _complete(
+    baseline: Baseline, reader: GroupReader, groups: list[ObservedGroup], now: datetime | None
+) -> tuple[list[ObservedGroup], dict[str, tuple[str, ...]]]:
+    """The prefix lists the plan needs, and rule ids for the groups that have changes.
+
+    A sweep reads rules without ids (DescribeSecurityGroups); a probe plan finds the groups
+    whose changes need ids, and only those are read again (DescribeSecurityGroupRules):
+    the API-call lower bound for a region where most groups are clean.
+    """
+    wanted = _prefix_lists_needed(baseline, groups)
+    entries = reader.prefix_list_entries(wanted) if wanted else {}
+    idless = [g for g in groups if any(r.rule_id == "" for r in g.rules)]
+    if not idless:
+        return groups, entries
+    probe = make_plan(baseline, idless, now=now, enforce_limits=False, prefix_lists=entries)
+    need = {c.group_id for c in probe.changes if c.rule_id == ""}
+    filled = {
+        g.group_id: g for g in reader.with_rule_ids([g for g in idless if g.group_id in need])
+    }
+    return [filled.get(g.group_id, g) for g in groups], entries
+
+
+def _prefix_lists_needed(baseline: Baseline, groups: list[ObservedGroup]) -> set[str]:
+    """Prefix lists whose entries decide a guardrail or ``within`` verdict."""
+    bounds = [b for p in baseline.policies for b in p.bounds()]
+    if not baseline.guardrails and not bounds:
+        return set()
+    patterns = [
+        *(e.pattern() for g in baseline.guardrails for e in (*g.deny, *g.allow)),
+        *bounds,
+    ]
+    peers = {r.key.peer for g in groups for r in g.rules}
+    peers.update(peer for pattern in patterns for peer in pattern.peers)
+    return {peer for peer in peers if peer_kind(peer) == "prefix_list"}
 
 
 def _read(
@@ -184,40 +225,48 @@ def _read(
     site: Site,
     ports: Callable[[str], RegionPorts],
     scope: Scope,
-    progress: Progress | None,
+    options: RunOptions,
 ) -> tuple[list[ObservedGroup], _Read]:
     """Read each region (in parallel): a region that cannot be read is an error of its own."""
     regions = site.regions
+    progress = options.progress
     counter = iter(range(1, len(regions) + 1))
     lock = threading.Lock()  # regions are read in parallel; numbers go out in order
 
-    def read(region: str) -> tuple[list[ObservedGroup], RunError | None]:
+    def read(
+        region: str,
+    ) -> tuple[list[ObservedGroup], dict[str, tuple[str, ...]], RunError | None]:
         if progress is not None:
             with lock:
                 progress(f"reading {region} ({next(counter)}/{len(regions)})…")
         reader = ports(region).reader
         try:
             if scope.everything:
-                return list(reader.read_managed(baseline)), None
-            if scope.group_ids:
-                return list(reader.read_groups(scope.group_ids)), None
-            return list(reader.read_groups_by_name(scope.group_names)), None
+                groups = list(reader.read_managed(baseline))
+            elif scope.group_ids:
+                groups = list(reader.read_groups(scope.group_ids))
+            else:
+                groups = list(reader.read_groups_by_name(scope.group_names))
+            groups, entries = _complete(baseline, reader, groups, options.now)
         except (ClientError, BotoCoreError) as exc:
             log.error("read_failed", region=region, error=str(exc))
             message = f"{region}: cannot read {scope.describe()}: {exc}"
-            return [], RunError(message, region=region)
+            return [], {}, RunError(message, region=region)
+        return groups, entries, None
 
     observed: list[ObservedGroup] = []
     errors: list[RunError] = []
     unmatched: list[str] = []
+    prefix_lists: dict[str, tuple[str, ...]] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(REGION_WORKERS, len(regions)))) as pool:
-        for region, (groups, error) in zip(regions, pool.map(read, regions), strict=True):
+        for region, (groups, entries, error) in zip(regions, pool.map(read, regions), strict=True):
             observed.extend(groups)
+            prefix_lists.update(entries)
             if error is not None:
                 errors.append(error)
             elif not groups:
                 unmatched.append(region)
-    return observed, _Read(tuple(errors), tuple(unmatched))
+    return observed, _Read(tuple(errors), tuple(unmatched), prefix_lists)
 
 
 def _apply(

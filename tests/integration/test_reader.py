@@ -74,7 +74,8 @@ def test_reader_follows_next_tokens_of_both_describe_calls(tmp_path: Path) -> No
             {"SecurityGroupRules": [_rule(group["GroupId"], "sgr-02", 23)]},
             {"Filters": ANY, "MaxResults": 1000, "NextToken": "r1"},
         )
-        observed = SecurityGroupReader(client, REGION).read_managed(baseline)
+        reader = SecurityGroupReader(client, REGION)
+        observed = reader.with_rule_ids(reader.read_managed(baseline))
         stub.assert_no_pending_responses()
     assert [g.group_id for g in observed] == [group["GroupId"]]
     assert [r.rule_id for r in observed[0].rules] == ["sgr-01", "sgr-02"]
@@ -91,9 +92,16 @@ def test_rules_are_read_only_for_managed_groups_in_batches_of_200(
     session = boto3.Session(region_name=REGION)
     counter = CallCounter(session)
     baseline = load_policies(write_policies(tmp_path, POLICY))
-    observed = SecurityGroupReader(session.client("ec2"), REGION).read_managed(baseline)
+    reader = SecurityGroupReader(session.client("ec2"), REGION)
+    observed = reader.read_managed(baseline)
     assert len(observed) == 450
+    # The sweep itself reads rules from DescribeSecurityGroups' permissions, ids unknown.
+    assert dict(counter.calls) == {"DescribeSecurityGroups": 1}
+    assert {r.rule_id for g in observed for r in g.rules} == {""}
+    with_ids = reader.with_rule_ids(observed)
     assert dict(counter.calls) == {"DescribeSecurityGroups": 1, "DescribeSecurityGroupRules": 3}
+    assert all(r.rule_id.startswith("sgr-") for g in with_ids for r in g.rules)
+    assert {r.key for g in with_ids for r in g.rules} == {r.key for g in observed for r in g.rules}
 
 
 def test_cross_account_reference_keeps_its_account() -> None:

@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from reconciler.adapters.aws import AwsClients
-from reconciler.adapters.ec2 import REQUIRED_PERMISSIONS, ip_permission
+from reconciler.adapters.ec2 import PREFIX_LIST_PERMISSIONS, REQUIRED_PERMISSIONS, ip_permission
 from reconciler.adapters.policy_files import load_policies
 from reconciler.core.plan import Status
 from reconciler.core.policy import Baseline
@@ -142,7 +142,7 @@ def test_the_roles_ec2_statements_are_exactly_the_required_permissions(
     """The principal's policies are the template's read and revoke policies, nothing more."""
     assert set(role_policies) == {"read-security-groups", "revoke-drift"}
     granted = {a for d in role_policies.values() for s in d["Statement"] for a in s["Action"]}
-    assert granted == REQUIRED_PERMISSIONS
+    assert granted == REQUIRED_PERMISSIONS | PREFIX_LIST_PERMISSIONS
     revoke = role_policies["revoke-drift"]["Statement"]
     assert [s["Resource"] for s in revoke] == [
         [

@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
-from reconciler.adapters.ec2 import REQUIRED_PERMISSIONS, RESTORE_PERMISSIONS
+from reconciler.adapters.ec2 import (
+    PREFIX_LIST_PERMISSIONS,
+    REQUIRED_PERMISSIONS,
+    RESTORE_PERMISSIONS,
+)
 from reconciler.adapters.events import HANDLED_EVENT_NAMES
 from reconciler.deploy.template import (
     TEMPLATE_BODY_LIMIT,
@@ -27,7 +31,9 @@ EC2_ACTIONS = {
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSecurityGroupRules",
     "ec2:RevokeSecurityGroupIngress",
-    "ec2:RevokeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:GetManagedPrefixListEntries",
+    "ec2:GetManagedPrefixListAssociations",
 }
 ENVIRONMENT = {
     "SG_RECONCILER_MODE",
@@ -114,7 +120,7 @@ def test_checkov_passes_with_every_skip_justified(template: dict[str, Any]) -> N
 def test_role_allows_exactly_the_ec2_actions_the_reconciler_calls() -> None:
     """The role's ec2 actions are the reader's Describe calls and the writer's revokes."""
     assert template_ec2_actions(TEMPLATE) == EC2_ACTIONS
-    assert template_ec2_actions(TEMPLATE) == REQUIRED_PERMISSIONS
+    assert template_ec2_actions(TEMPLATE) == REQUIRED_PERMISSIONS | PREFIX_LIST_PERMISSIONS
 
 
 def test_role_has_no_wildcard_action_and_no_authorize_create_delete_or_modify(
@@ -137,8 +143,10 @@ def test_authorize_is_granted_only_when_restore_tag_key_is_set(template: dict[st
     actions are added, by one policy resource attached to the role under HasRestoreTag."""
     restore = {"RestoreTagKey": "sg-reconciler:restore", "RestoreTagValue": "true"}
     assert template["Parameters"]["RestoreTagKey"]["Default"] == ""
-    assert template_ec2_actions(TEMPLATE) == REQUIRED_PERMISSIONS
-    assert template_ec2_actions(TEMPLATE, restore) == REQUIRED_PERMISSIONS | RESTORE_PERMISSIONS
+    assert template_ec2_actions(TEMPLATE) == REQUIRED_PERMISSIONS | PREFIX_LIST_PERMISSIONS
+    assert template_ec2_actions(TEMPLATE, restore) == (
+        REQUIRED_PERMISSIONS | PREFIX_LIST_PERMISSIONS | RESTORE_PERMISSIONS
+    )
     granting = {
         name
         for name, resource in template["Resources"].items()
