@@ -31,7 +31,7 @@ EC2_ACTIONS = {
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSecurityGroupRules",
     "ec2:RevokeSecurityGroupIngress",
-    "ec2:RevokeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupEgress",
     "ec2:GetManagedPrefixListEntries",
     "ec2:GetManagedPrefixListAssociations",
 }
