@@ -47,6 +47,7 @@ METRIC_UNITS: Mapping[str, str] = {
     "RulesRestored": "Count",
     "RulesBlocked": "Count",
     "Errors": "Count",
+    "GroupsLeftBaseline": "Count",
     "Duration": "Milliseconds",
 }
 

@@ -26,14 +26,14 @@ from reconciler.adapters.notify import (
     SnsNotifier,
     drift_notice,
     journal_notice,
+    left_baseline_notices,
+    problem_notice,
     run_notice,
-    untracked_notice,
 )
 from reconciler.core.journal import RunContext
 from reconciler.core.plan import Action, Outcome, Plan, Status
 from reconciler.core.principals import is_same_principal, role_of
 from reconciler.core.scope import RunMode, Scope
-from reconciler.core.tag_changes import policies_left
 from reconciler.service import Record, RunError, RunOptions, RunResult, Site, reconcile
 from reconciler.summary import TriggerKind, TriggerSummary, ignored
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("reconciler.event")
 
+_TAG_EVENTS = frozenset({"CreateTags", "DeleteTags"})
 # Outcomes a scheduled run notifies about (a quiet run sends nothing).
 _NOTEWORTHY = frozenset({Status.REVOKED, Status.RESTORED, Status.FAILED, Status.BLOCKED})
 
@@ -168,7 +169,11 @@ class Responder:
         head = TriggerSummary(
             trigger="schedule", group_ids=tuple(sorted({c.group_id for c in result.plan.changes}))
         )
-        return self._summary(head, result, errors=errors, failed=result.failed, notices=notices)
+        # Blocked changes are drift left in place: the run fails, for the alarms.
+        blocked = any(o.status is Status.BLOCKED for o in result.outcomes)
+        return self._summary(
+            head, result, errors=errors, failed=result.failed or blocked, notices=notices
+        )
 
     def _schedule_run(self, baseline: Baseline, record: Record) -> RunResult:
         """Every managed group of this account, or of every account of the accounts file."""
@@ -228,8 +233,12 @@ class Responder:
                     call, f"{account.label}: cannot assume {account.role_arn}: {exc}"
                 )
         account_id = account.account_id if account is not None else call.account
-        if call.event_name == "DeleteTags":
-            return self._tags_removed(baseline, call, clients, account_id)
+        left: list[Notification] = []
+        if call.event_name in _TAG_EVENTS:
+            found = self._left_baseline(baseline, call, clients, account_id)
+            if isinstance(found, TriggerSummary):
+                return found
+            left = found
         scope = Scope(
             group_ids=call.group_ids or None,
             group_names=() if call.group_ids else call.group_names,
@@ -239,12 +248,19 @@ class Responder:
         site = Site.of(clients.ec2, (region,), account_id)
         options = RunOptions(mode=self._mode, now=self._now())
         result = reconcile(baseline, [site], scope=scope, options=options, record=record)
-        return self._call_summary(call, result)
+        return self._call_summary(call, result, left)
 
-    def _call_summary(self, call: ApiCall, result: RunResult) -> TriggerSummary:
-        """What one call led to: not found, unmanaged, or what the loop did about it."""
+    def _call_summary(
+        self, call: ApiCall, result: RunResult, left: list[Notification]
+    ) -> TriggerSummary:
+        """What one call led to: not found, unmanaged, or what the loop did about it.
+
+        Groups that left their policy (``left``), groups the plan refused (two policies)
+        and blocked changes are all published; the last two fail the run.
+        """
         if result.read_failed:
             return _call_failed(call, str(result.errors[0]))
+        left_ids = tuple(g for n in left for g in n.facts["group_ids"])
         if not result.observed:
             return TriggerSummary(
                 trigger="cloudtrail",
@@ -252,26 +268,34 @@ class Responder:
                 group_ids=call.group_ids,
                 skipped_reason="group_not_found",
             )
-        if result.plan.managed_groups == 0:
+        if result.plan.managed_groups == 0 and result.plan.guarded_groups == 0 and not left:
             return TriggerSummary(
                 trigger="cloudtrail",
                 event_name=call.event_name,
                 group_ids=result.observed,
                 skipped_reason="unmanaged_group",
             )
-        notices: list[Notification] = []
+        notices = list(left)
         if any(o.change.action in (Action.REVOKE, Action.RESTORE) for o in result.outcomes):
             notice = drift_notice(call, result.outcomes, mode=self._settings.mode)
             log.warning("drift_event", **notice.facts)
             notices.append(notice)
+        problems = [str(p) for p in result.plan.problems]
+        if problems:
+            notices.append(problem_notice(call, problems))
         head = TriggerSummary(
-            trigger="cloudtrail", event_name=call.event_name, group_ids=result.observed
+            trigger="cloudtrail",
+            event_name=call.event_name,
+            group_ids=result.observed,
+            skipped_reason="left_baseline" if left and not result.plan.changes else None,
+            left_baseline=left_ids,
         )
+        blocked = any(o.status is Status.BLOCKED for o in result.outcomes)
         return self._summary(
             head,
             result,
-            errors=(*(str(p) for p in result.plan.problems), *(str(e) for e in result.errors)),
-            failed=result.any_failed_write,
+            errors=(*problems, *(str(e) for e in result.errors)),
+            failed=result.any_failed_write or bool(problems) or blocked,
             notices=notices,
         )
 
@@ -293,31 +317,17 @@ class Responder:
             return ignored(f"account_not_managed:{(call.account or '')[:40]}", call.event_name)
         return target
 
-    def _tags_removed(
+    def _left_baseline(
         self, baseline: Baseline, call: ApiCall, clients: AwsClients, account_id: str | None
-    ) -> TriggerSummary:
-        """A removed tag may take a group out of the baseline: warn, never revert."""
+    ) -> list[Notification] | TriggerSummary:
+        """A tag change that takes a group out of its policy: one notice per group."""
         region = call.region or self._settings.regions[0]
         reader = SecurityGroupReader(clients.ec2(region), region, account_id)
         try:
-            groups = reader.describe(call.group_ids)
+            return left_baseline_notices(baseline, call, reader.describe(call.group_ids))
         except (ClientError, BotoCoreError) as exc:
             log.error("read_failed", region=region, error=str(exc), event_name=call.event_name)
             return _call_failed(call, f"{region}: cannot read {', '.join(call.group_ids)}: {exc}")
-        notices = []
-        for group in groups:
-            left = policies_left(baseline, group, call.tags)
-            if left:
-                notice = untracked_notice(call, [group.group_id], ", ".join(left))
-                log.warning("group_left_baseline", **notice.facts)
-                notices.append(notice)
-        return TriggerSummary(
-            trigger="cloudtrail",
-            event_name=call.event_name,
-            group_ids=tuple(g.group_id for g in groups),
-            skipped_reason="tags_removed" if notices else "no_managed_tag_removed",
-            notifications=tuple(notices),
-        )
 
     # --- shared -------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class RunCounts:
     rules_restored: int = 0
     rules_blocked: int = 0  # over a blast-radius limit: not made
     errors: int = 0
+    groups_left_baseline: int = 0  # groups no longer under the policy that governed them
 
     def values(self) -> dict[str, int]:
         """The count metrics by metric name (every name of METRIC_UNITS but Duration)."""
@@ -38,6 +39,7 @@ class RunCounts:
             "RulesRestored": self.rules_restored,
             "RulesBlocked": self.rules_blocked,
             "Errors": self.errors,
+            "GroupsLeftBaseline": self.groups_left_baseline,
         }
 
 
@@ -57,6 +59,7 @@ class TriggerSummary:
     blocked: tuple[dict[str, Any], ...] = ()
     drifted_group_ids: tuple[str, ...] = ()
     failed: bool = False
+    left_baseline: tuple[str, ...] = ()  # groups that left the policy governing them
     notifications: tuple[Notification, ...] = field(default=(), repr=False)
     records: tuple[TriggerSummary, ...] = ()  # the triggers merged into this one
 
@@ -81,6 +84,7 @@ class TriggerSummary:
             blocked=tuple(b for s in summaries for b in s.blocked),
             drifted_group_ids=tuple(g for s in summaries for g in s.drifted_group_ids),
             failed=any(s.failed for s in summaries),
+            left_baseline=tuple(g for s in summaries for g in s.left_baseline),
             notifications=tuple(n for s in summaries for n in s.notifications),
             records=tuple(summaries),
         )
@@ -94,6 +98,7 @@ class TriggerSummary:
             rules_restored=len(self.restored),
             rules_blocked=len(self.blocked),
             errors=len(self.errors),
+            groups_left_baseline=len(set(self.left_baseline)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +121,7 @@ class TriggerSummary:
             "restored": list(self.restored),
             "blocked": list(self.blocked),
             "drifted_group_ids": list(self.drifted_group_ids),
+            "left_baseline": list(self.left_baseline),
         }
 
 

@@ -7,6 +7,8 @@ __all__ = [
     "SnsNotifier",
     "drift_notice",
     "journal_notice",
+    "left_baseline_notices",
+    "problem_notice",
     "run_notice",
     "untracked_notice",
 ]
@@ -19,13 +21,17 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.core.plan import Outcome, Status
+from reconciler.core.planner import matching_policies
 from reconciler.core.ports import Notification
+from reconciler.core.tag_changes import policies_left
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
     from reconciler.adapters.events import ApiCall
     from reconciler.core.journal import RunContext
+    from reconciler.core.policy import Baseline
+    from reconciler.core.rules import ObservedGroup
 
 log = structlog.get_logger("reconciler.notify")
 
@@ -104,16 +110,74 @@ def drift_notice(call: ApiCall, outcomes: Sequence[Outcome], *, mode: str) -> No
     return Notification(subject=subject, body="\n".join(lines), facts=facts)
 
 
-def untracked_notice(call: ApiCall, group_ids: Sequence[str], left: str) -> Notification:
-    """A group lost the tag that made a policy govern it; nothing is reverted."""
-    subject = _subject(f"sg-reconciler WARNING: {', '.join(group_ids)} left the baseline ({left})")
-    facts = {"verdict": "LEFT BASELINE", "group_ids": list(group_ids), "policy": left, **_who(call)}
+def untracked_notice(
+    call: ApiCall, group_ids: Sequence[str], left: str, *, name: str = "", floor: str = ""
+) -> Notification:
+    """A tag change took a group out of the policy that governed it (``left``).
+
+    ``floor`` says what governs it now (another policy, guardrails, or nothing).
+    """
+    groups = ", ".join(group_ids)
+    label = f" ({name})" if name else ""
+    who = call.actor.arn or "unknown"
+    subject = _subject(
+        f"sg-reconciler LEFT BASELINE: {groups}{label} after {call.event_name} by {who}"
+    )
+    facts = {
+        "verdict": "LEFT BASELINE",
+        "group_ids": list(group_ids),
+        "policy": left,
+        "now_under": floor or None,
+        **_who(call),
+    }
     body = "\n".join(
         [
-            f"{call.event_name} by {call.actor.arn or 'unknown'} removed tags from"
-            f" {', '.join(group_ids)}: policy {left} no longer governs it.",
-            "Nothing was reverted. If this was not intended, restore the tag;"
-            " the next run will then reconcile the group.",
+            f"LEFT BASELINE: {groups}{label} after {call.event_name} by {who}:"
+            f" policy {left} no longer governs it.",
+            f"It is now under: {floor or 'nothing (no policy, no guardrail)'}.",
+            "If this was not intended, restore the tag; the next run will then reconcile"
+            " the group against its baseline.",
+            "",
+            json.dumps(facts, indent=2, sort_keys=True),
+        ]
+    )
+    return Notification(subject=subject, body=body, facts=facts)
+
+
+def left_baseline_notices(
+    baseline: Baseline, call: ApiCall, groups: Sequence[ObservedGroup]
+) -> list[Notification]:
+    """One LEFT BASELINE notice per group the tag change took out of its policy.
+
+    The group is reconciled right after under whatever governs it now (another policy, the
+    guardrails); nothing of its old baseline is restored.
+    """
+    notices = []
+    for group in groups:
+        left = policies_left(
+            baseline, group, call.tags, overwritten=call.event_name == "CreateTags"
+        )
+        if not left:
+            continue
+        now = [p.name for p in matching_policies(baseline, group)]
+        now += [f"guardrail {g.name}" for g in baseline.guardrails_for(group)]
+        notice = untracked_notice(
+            call, [group.group_id], ", ".join(left), name=group.name, floor=", ".join(now)
+        )
+        log.warning("group_left_baseline", **notice.facts)
+        notices.append(notice)
+    return notices
+
+
+def problem_notice(call: ApiCall, problems: Sequence[str]) -> Notification:
+    """Groups the plan refused to touch after a call (e.g. now matched by two policies)."""
+    subject = _subject(f"sg-reconciler GROUP LEFT UNTOUCHED after {call.event_name}: {problems[0]}")
+    facts = {"verdict": "GROUP LEFT UNTOUCHED", "problems": list(problems), **_who(call)}
+    body = "\n".join(
+        [
+            f"{call.event_name} by {call.actor.arn or 'unknown'} left groups the baseline"
+            " cannot govern; their baseline is not enforced until this is fixed:",
+            *(f"- {p}" for p in problems),
             "",
             json.dumps(facts, indent=2, sort_keys=True),
         ]

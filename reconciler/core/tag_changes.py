@@ -11,9 +11,19 @@ from reconciler.core.rules import ObservedGroup
 
 
 def policies_left(
-    baseline: Baseline, group: ObservedGroup, removed: Sequence[tuple[str, str | None]]
+    baseline: Baseline,
+    group: ObservedGroup,
+    changed: Sequence[tuple[str, str | None]],
+    *,
+    overwritten: bool = False,
 ) -> list[str]:
-    """Policies that matched the group before the tags were removed and do not now."""
+    """Policies that may have matched the group before its tags changed and do not now.
+
+    ``changed`` are DeleteTags' removed tags, or (``overwritten``) CreateTags' new values.
+    CloudTrail does not record the value a tag had: a policy counts as left when the group
+    would match it with the changed keys at the policy's values and does not match it now.
+    """
+    removed = [(key, None if overwritten else value) for key, value in changed]
     out = []
     for policy in baseline.policies:
         wanted = policy.match.tags or {}

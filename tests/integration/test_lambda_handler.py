@@ -350,7 +350,8 @@ groups:
     counter = CallCounter(session)
     summary, failed = run_event(_with_region(_retarget(raw, {call.group_ids[0]: group})), responder)
     assert not failed
-    assert summary["skipped_reason"] == "tags_removed"
+    assert summary["skipped_reason"] == "left_baseline"
+    assert summary["left_baseline"] == [group]
     assert counter.writes() == 0
     assert ingress("tcp", (22, 22), "0.0.0.0/0") in world.live(group)
 

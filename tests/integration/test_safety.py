@@ -261,7 +261,8 @@ def test_the_lambda_never_overrides_limits_and_notifies_blocked_by_limit(
     responder = build_responder(env, session=session)
     before = world.live(drifted)
     summary, failed = run_event(authorize_event(drifted), responder)
-    assert (summary["revoked"], failed) == ([], False)
+    # Blocked drift is drift left in place: the run fails (RulesBlocked, the alarm, the DLQ).
+    assert (summary["revoked"], failed) == ([], True)
     assert world.live(drifted) == before
     (message,) = messages(queue)
     assert message["Subject"].startswith("sg-reconciler BLOCKED BY LIMIT: found 30 rule(s)")
@@ -271,7 +272,7 @@ def test_the_lambda_never_overrides_limits_and_notifies_blocked_by_limit(
     assert {r["blocked"] for r in facts["rules"]} == {GROUP_LIMIT}
 
     scheduled, failed = run_event(load_event("synthetic__scheduled_event"), responder)
-    assert (scheduled["revoked"], failed) == ([], False)
+    assert (scheduled["revoked"], failed) == ([], True)
     assert world.live(drifted) == before
     (run,) = messages(queue)
     assert run["Message"].count("=> blocked") == 30

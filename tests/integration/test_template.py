@@ -311,13 +311,21 @@ def test_both_rules_target_the_function_with_permission_and_a_dead_letter_queue(
 def test_alarms_on_errors_throttles_and_dead_letters_notify_the_encrypted_topic(
     template: dict[str, Any],
 ) -> None:
-    """Three alarms publish to the topic; the topic has its own KMS key, the queue SSE-SQS."""
+    """Four alarms publish to the topic; the topic has its own KMS key, the queue SSE-SQS."""
     alarms = resources_of(template, "AWS::CloudWatch::Alarm").values()
-    metrics = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms}
+    metrics = {
+        (m["MetricStat"]["Metric"]["Namespace"], m["MetricStat"]["Metric"]["MetricName"])
+        if "Metrics" in a["Properties"]
+        else (a["Properties"]["Namespace"], a["Properties"]["MetricName"])
+        for a in alarms
+        for m in a["Properties"].get("Metrics", [{}])
+        if "Expression" not in m
+    }
     assert metrics == {
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Throttles"),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("SgReconciler", "RulesBlocked"),  # both triggers, summed
     }
     for alarm in alarms:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "NotificationTopic"}]
