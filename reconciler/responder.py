@@ -11,7 +11,7 @@ from __future__ import annotations
 __all__ = ["Deployment", "Responder", "TriggerSummary", "is_same_principal"]
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -31,11 +31,11 @@ from reconciler.adapters.notify import (
     run_notice,
 )
 from reconciler.core.journal import RunContext
-from reconciler.core.plan import Action, Outcome, Plan, Status
+from reconciler.core.plan import Action, Plan, Status
 from reconciler.core.principals import is_same_principal, role_of
-from reconciler.core.scope import RunMode, Scope
+from reconciler.core.scope import RunMode, Scope, prefix_list_scope
 from reconciler.service import Record, RunError, RunOptions, RunResult, Site, reconcile
-from reconciler.summary import TriggerKind, TriggerSummary, ignored
+from reconciler.summary import TriggerKind, TriggerSummary, call_failed, failed_writes, ignored
 
 if TYPE_CHECKING:
     from reconciler.adapters.accounts import MemberAccounts
@@ -229,7 +229,7 @@ class Responder:
                 clients = self._accounts.clients(account)
             except (ClientError, BotoCoreError) as exc:
                 log.error("account_unreachable", account=account.account_id, error=str(exc))
-                return _call_failed(
+                return call_failed(
                     call, f"{account.label}: cannot assume {account.role_arn}: {exc}"
                 )
         account_id = account.account_id if account is not None else call.account
@@ -239,6 +239,8 @@ class Responder:
             if isinstance(found, TriggerSummary):
                 return found
             left = found
+        if call.prefix_list_ids:
+            return self._prefix_list_changed(baseline, call, clients, account_id, record)
         scope = Scope(
             group_ids=call.group_ids or None,
             group_names=() if call.group_ids else call.group_names,
@@ -259,7 +261,7 @@ class Responder:
         and blocked changes are all published; the last two fail the run.
         """
         if result.read_failed:
-            return _call_failed(call, str(result.errors[0]))
+            return call_failed(call, str(result.errors[0]))
         left_ids = tuple(g for n in left for g in n.facts["group_ids"])
         if not result.observed:
             return TriggerSummary(
@@ -299,6 +301,25 @@ class Responder:
             notices=notices,
         )
 
+    def _prefix_list_changed(
+        self,
+        baseline: Baseline,
+        call: ApiCall,
+        clients: AwsClients,
+        account_id: str | None,
+        record: Record,
+    ) -> TriggerSummary:
+        """A prefix list was edited: re-check the groups whose rules reference it."""
+        region = call.region or self._settings.regions[0]
+        reader = SecurityGroupReader(clients.ec2(region), region, account_id)
+        scope = prefix_list_scope(call.prefix_list_ids, reader)
+        if scope is None:
+            return ignored("prefix_list_unreferenced", call.event_name)
+        site = Site.of(clients.ec2, (region,), account_id)
+        options = RunOptions(mode=self._mode, now=self._now())
+        result = reconcile(baseline, [site], scope=scope, options=options, record=record)
+        return self._call_summary(call, result, [])
+
     def _member_of(self, call: ApiCall) -> Target | TriggerSummary | None:
         """The account an event acts in (a hub), None for a single account, or why not.
 
@@ -312,7 +333,7 @@ class Responder:
             target = self._accounts.target(call.account or own)
         except (ClientError, BotoCoreError) as exc:
             log.error("accounts_unresolved", error=str(exc), event_name=call.event_name)
-            return _call_failed(call, f"cannot resolve the accounts to reconcile: {exc}")
+            return call_failed(call, f"cannot resolve the accounts to reconcile: {exc}")
         if target is None:
             return ignored(f"account_not_managed:{(call.account or '')[:40]}", call.event_name)
         return target
@@ -327,7 +348,7 @@ class Responder:
             return left_baseline_notices(baseline, call, reader.describe(call.group_ids))
         except (ClientError, BotoCoreError) as exc:
             log.error("read_failed", region=region, error=str(exc), event_name=call.event_name)
-            return _call_failed(call, f"{region}: cannot read {', '.join(call.group_ids)}: {exc}")
+            return call_failed(call, f"{region}: cannot read {', '.join(call.group_ids)}: {exc}")
 
     # --- shared -------------------------------------------------------------------------
 
@@ -342,7 +363,7 @@ class Responder:
     ) -> TriggerSummary:
         """``head`` (trigger, event, groups) completed with what the run did; notices sent."""
         outcomes = result.outcomes
-        errors = (*errors, *_failures(outcomes))
+        errors = (*errors, *failed_writes(outcomes))
         sent = self._publish(notices)
         return replace(
             head,
@@ -373,23 +394,3 @@ class Responder:
         notifier = SnsNotifier(self._clients.sns(region), topic)
         errors = [error for n in notices if (error := notifier.publish(n)) is not None]
         return tuple(errors)
-
-
-def _failures(outcomes: Sequence[Outcome]) -> tuple[str, ...]:
-    """One line per failed write."""
-    return tuple(
-        f"{o.change.group_id} {o.change.rule_id}: {o.error}"
-        for o in outcomes
-        if o.status is Status.FAILED
-    )
-
-
-def _call_failed(call: ApiCall, error: str) -> TriggerSummary:
-    """The summary of an event that could not be handled: it fails, so Lambda retries it."""
-    return TriggerSummary(
-        trigger="cloudtrail",
-        event_name=call.event_name,
-        group_ids=call.group_ids,
-        errors=(error,),
-        failed=True,
-    )

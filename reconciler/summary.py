@@ -6,13 +6,15 @@ planner (a cold start that only has to say "not ours" stays cheap).
 
 from __future__ import annotations
 
-__all__ = ["RunCounts", "TriggerKind", "TriggerSummary", "ignored"]
+__all__ = ["RunCounts", "TriggerKind", "TriggerSummary", "call_failed", "failed_writes", "ignored"]
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from reconciler.adapters.event_triggers import ApiCall
+    from reconciler.core.plan import Outcome
     from reconciler.core.ports import Notification
 
 TriggerKind = Literal["cloudtrail", "schedule", "ignored"]
@@ -128,3 +130,23 @@ class TriggerSummary:
 def ignored(reason: str, event_name: str | None = None) -> TriggerSummary:
     """The summary of a trigger that asks for no work."""
     return TriggerSummary(trigger="ignored", event_name=event_name, skipped_reason=reason)
+
+
+def failed_writes(outcomes: Sequence[Outcome]) -> tuple[str, ...]:
+    """One line per failed write."""
+    return tuple(
+        f"{o.change.group_id} {o.change.rule_id}: {o.error}"
+        for o in outcomes
+        if o.status.value == "failed"
+    )
+
+
+def call_failed(call: ApiCall, error: str) -> TriggerSummary:
+    """The summary of an event that could not be handled: it fails, so Lambda retries it."""
+    return TriggerSummary(
+        trigger="cloudtrail",
+        event_name=call.event_name,
+        group_ids=call.group_ids,
+        errors=(error,),
+        failed=True,
+    )

@@ -149,6 +149,26 @@ class SecurityGroupReader:
                 out[pl_id] = entries
         return out
 
+    def prefix_list_groups(self, pl_id: str) -> tuple[str, ...] | None:
+        """The security groups whose rules reference the prefix list
+        (GetManagedPrefixListAssociations); None when EC2 cannot say (the caller then reads
+        every guarded group)."""
+        try:
+            paginator = self._client.get_paginator("get_managed_prefix_list_associations")
+            return tuple(
+                sorted(
+                    {
+                        item["ResourceId"]
+                        for page in paginator.paginate(PrefixListId=pl_id)
+                        for item in page.get("PrefixListAssociations", [])
+                        if item.get("ResourceId", "").startswith("sg-")
+                    }
+                )
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("prefix_list_associations_unknown", prefix_list_id=pl_id, error=str(exc))
+            return None
+
     def _read_prefix_list(self, pl_id: str) -> tuple[str, ...] | None:
         try:
             paginator = self._client.get_paginator("get_managed_prefix_list_entries")

@@ -69,6 +69,7 @@ class ApiCall:
     error_code: str | None
     request_id: str | None = None
     returned: bool | None = None
+    prefix_list_ids: tuple[str, ...] = ()  # ModifyManagedPrefixList: the list edited
 
 
 @dataclass(frozen=True, slots=True)

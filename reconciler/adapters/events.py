@@ -74,6 +74,7 @@ HANDLED_EVENT_NAMES: frozenset[str] = frozenset(
         "AuthorizeSecurityGroupIngress",
         "AuthorizeSecurityGroupEgress",
         "ModifySecurityGroupRules",
+        "ModifyManagedPrefixList",
         "CreateSecurityGroup",
         "CreateTags",
         "DeleteTags",
@@ -183,7 +184,7 @@ def _from_record(raw: dict[Any, Any], envelope: Wire) -> Trigger:
     if name not in HANDLED_EVENT_NAMES:
         return Ignored(_reason("unknown_event", name), name)
     call = _api_call(record, name, envelope)
-    if not call.group_ids and not call.group_names:
+    if not call.group_ids and not call.group_names and not call.prefix_list_ids:
         if name in _TAG_EVENTS:
             return Ignored("no_security_group", name)
         return Ignored("malformed:no_group", name)
@@ -223,6 +224,7 @@ def _api_call(record: Wire, name: str, envelope: Wire) -> ApiCall:
         requested += requested_rules(params, direction, account, response_rules)
     requested += modified_rules(updates)
     modify_response = response.view("ModifySecurityGroupRulesResponse")
+    prefix_list = params.view("ModifyManagedPrefixListRequest") or params
     return ApiCall(
         event_name=name,
         event_id=record.text("eventID"),
@@ -235,6 +237,9 @@ def _api_call(record: Wire, name: str, envelope: Wire) -> ApiCall:
         direction=direction,
         requested=tuple(requested),
         tags=_tags(params),
+        prefix_list_ids=_unique(
+            [prefix_list.text("PrefixListId")] if name == "ModifyManagedPrefixList" else []
+        ),
         actor=_actor(record),
         error_code=None,
         request_id=record.text("requestID", "requestId") or response.text("requestId", "requestID"),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["RunMode", "Scope"]
+__all__ = ["RunMode", "Scope", "prefix_list_scope"]
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from reconciler.core.rules import Direction, ObservedGroup
 
@@ -79,3 +80,22 @@ class Scope:
             if named:
                 return frozenset(named)
         return frozenset(Direction)
+
+
+class _Associations(Protocol):
+    def prefix_list_groups(self, pl_id: str) -> tuple[str, ...] | None: ...
+
+
+def prefix_list_scope(prefix_list_ids: Iterable[str], reader: _Associations) -> Scope | None:
+    """The groups to re-check after a prefix list was edited (ModifyManagedPrefixList).
+
+    The groups whose rules reference the list (GetManagedPrefixListAssociations); every
+    group of the region where EC2 cannot say; None when no group references it.
+    """
+    groups: set[str] = set()
+    for pl_id in prefix_list_ids:
+        found = reader.prefix_list_groups(pl_id)
+        if found is None:
+            return Scope.managed()
+        groups.update(found)
+    return Scope(group_ids=tuple(sorted(groups))) if groups else None
