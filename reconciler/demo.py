@@ -15,6 +15,7 @@ __all__ = [
     "World",
     "cloudtrail_event",
     "simulated_account",
+    "tag_event",
 ]
 
 import json
@@ -223,6 +224,28 @@ def cloudtrail_event(
             "eventCategory": "Management",
         },
     }
+
+
+def tag_event(*, group_id: str, tags: dict[str, str], actor: str, account: str) -> dict[str, Any]:
+    """The same envelope for a CreateTags of one group."""
+    event = cloudtrail_event(
+        group_id=group_id,
+        rule_id="",
+        key=RuleKey(Direction.INGRESS, "all", None, None, "0.0.0.0/0"),
+        actor=actor,
+        account=account,
+    )
+    items = [{"key": k, "value": v} for k, v in tags.items()]
+    event["detail"].update(
+        eventName="CreateTags",
+        eventID="0b9a3f0e-demo-0000-0000-000000000003",
+        requestParameters={
+            "resourcesSet": {"items": [{"resourceId": group_id}]},
+            "tagSet": {"items": items},
+        },
+        responseElements={"requestId": "demo-request", "_return": True},
+    )
+    return event
 
 
 def _request(group_id: str, key: RuleKey) -> dict[str, Any]:

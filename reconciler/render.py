@@ -58,7 +58,11 @@ def _line(change: Change, status: Status | None, palette: Palette) -> str:
 
 def _heading(change: Change) -> str:
     where = f"{change.account} " if change.account else ""
-    return f"{where}{change.region} {change.group_id} (policy {change.policy})"
+    governed = f"policy {change.policy}" if change.policy else "no policy; guardrails"
+    return f"{where}{change.region} {change.group_id} ({governed})"
+
+
+UNMANAGED_HEADING = "Groups no policy manages (guardrails only):"
 
 
 def _by_group(changes: Sequence[Change]) -> list[tuple[str, list[Change]]]:
@@ -120,13 +124,29 @@ def render_text(
     pal = palette or Palette()
     status_of = {id(o.change): o.status for o in outcomes}
     lines: list[str] = []
-    for heading, changes in [] if quiet else _by_group(plan.changes):
-        lines.append(pal.paint(heading, "1"))
-        lines.extend(_line(c, status_of.get(id(c)), pal) for c in changes)
+    managed = [c for c in plan.changes if c.policy is not None]
+    unmanaged = [c for c in plan.changes if c.policy is None]
+    for part in () if quiet else (managed, unmanaged):
+        if part is unmanaged and unmanaged:
+            lines.append(pal.paint(UNMANAGED_HEADING, "1"))
+        for heading, changes in _by_group(part):
+            lines.append(pal.paint(heading, "1"))
+            lines.extend(_line(c, status_of.get(id(c)), pal) for c in changes)
     problems = [*(errors or []), *(str(p) for p in plan.problems)]
     lines.extend(pal.paint(f"error: {message}", "31") for message in problems)
-    lines.append(_summary_line(plan, outcomes, problems, dry_run=dry_run))
+    lines.append(_summary_line(plan, outcomes, problems, dry_run=dry_run) + _guarded(plan))
     return "\n".join(lines)
+
+
+def _guarded(plan: Plan) -> str:
+    """`` Guardrails: N violations; M groups no policy manages.`` (nothing without any)."""
+    if not plan.guarded_groups:
+        return ""
+    summary = plan.summary()
+    return (
+        f" Guardrails: {summary.guardrail_violations} violations;"
+        f" {summary.unmanaged_groups} groups no policy manages."
+    )
 
 
 def _cell(text: str) -> str:
@@ -157,7 +177,7 @@ def render_markdown(
     lines = [
         f"## sg-reconciler {title}",
         "",
-        f"**{_summary_line(plan, outcomes, problems, dry_run=dry_run)}**",
+        f"**{_summary_line(plan, outcomes, problems, dry_run=dry_run)}{_guarded(plan)}**",
     ]
     columns = ["action", "rule id", "rule", "reason", "blocked"]
     if outcomes:

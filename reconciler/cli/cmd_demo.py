@@ -27,6 +27,7 @@ from reconciler.demo import (
     World,
     cloudtrail_event,
     simulated_account,
+    tag_event,
 )
 from reconciler.resources import example_policies
 
@@ -64,8 +65,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise CommandError(str(exc)) from None
     if all(held):
         console.print(
-            "\nDemo finished: drift found, revoked, reverted on its event, a mass change blocked,"
-            " and an apply undone."
+            "\nDemo finished: drift found, revoked, reverted on its event, an unmanaged group and"
+            " a retag escape caught by the guardrail, a mass change blocked, and an apply undone."
         )
         return EXIT_OK
     console.print("\nDemo FAILED: see above.")
@@ -94,8 +95,9 @@ class Story:
             self.command("plan (drift expected: exit code 2)", ["plan"]) == 2,
             self.command("apply", ["apply", "--journal", str(self.journal)]) == 0,
             self.command("plan again (clean: exit code 0)", ["plan"]) == 0,
-            self.bystander_untouched(),
+            self.bystander_guarded(),
             self.event_reverted(),
+            self.retag_escape_caught(),
             self.mass_change_blocked(),
             self.undone(),
         ]
@@ -138,16 +140,18 @@ class Story:
         """The command line as a person would type it: the scratch directory left out."""
         return [arg.replace(str(self.scratch), "<scratch>") for arg in argv]
 
-    def bystander_untouched(self) -> bool:
-        """The unmanaged group keeps its hand-made rule."""
+    def bystander_guarded(self) -> bool:
+        """No policy manages legacy-tools, but the guardrail took its world-open ssh away."""
         still_open = self.world.count(
             BYSTANDER, lambda r: r.get("FromPort") == 22 and not r["IsEgress"]
         )
         self.console.print(
-            f"\nUnmanaged group legacy-tools still has its tcp 22 rule: {bool(still_open)}"
-            " (no policy matches it, so it is never touched)"
+            "\nUnmanaged group legacy-tools still has its tcp 22 from the world:"
+            f" {bool(still_open)}"
+            " (no policy manages it; guardrail no-internet-except-web is the floor under every"
+            " group)"
         )
-        return bool(still_open)
+        return not still_open
 
     def event_reverted(self) -> bool:
         """alice opens tcp 22 to the world; the CloudTrail event goes to ``handle-event``."""
@@ -175,6 +179,39 @@ class Story:
         still = self.world.count("web-prod", lambda r: r["SecurityGroupRuleId"] == rule_id)
         self.console.print(f"\nRule {rule_id} still on web-prod: {bool(still)}")
         return code == 0 and not still and bool(notices)
+
+    def retag_escape_caught(self) -> bool:
+        """mallory renames web-prod's tag to escape its policy, then opens ssh to the world."""
+        inbox = Inbox.create(self.session)
+        os.environ["SG_RECONCILER_TOPIC_ARN"] = inbox.topic_arn
+        group = self.world.groups["web-prod"]
+        account = self.session.client("sts").get_caller_identity()["Account"]
+        actor = f"arn:aws:iam::{account}:user/mallory"
+        self.console.print("\n=== Escape: retag the group out of its policy, then open ssh")
+        self.world.ec2.create_tags(Resources=[group], Tags=[{"Key": "Name", "Value": "web-prod2"}])
+        retag = tag_event(group_id=group, tags={"Name": "web-prod2"}, actor=actor, account=account)
+        self.console.print("mallory set Name=web-prod2 on web-prod: no policy matches that name.")
+        codes = [self._handle("retag", retag)]
+        rule_id = self.world.authorize("web-prod", SSH_TO_THE_WORLD, "nobody manages me now")
+        self.console.print(f"\nThen mallory added {rule_id} ({SSH_TO_THE_WORLD.describe()}).")
+        opened = cloudtrail_event(
+            group_id=group, rule_id=rule_id, key=SSH_TO_THE_WORLD, actor=actor, account=account
+        )
+        codes.append(self._handle("open", opened))
+        subjects = [subject for subject, _ in inbox.messages()]
+        for subject in subjects:
+            self.console.print(f"Notification: {subject}")
+        still = self.world.count("web-prod", lambda r: r["SecurityGroupRuleId"] == rule_id)
+        self.console.print(f"Rule {rule_id} still on the retagged group: {bool(still)}")
+        self.world.ec2.create_tags(Resources=[group], Tags=[{"Key": "Name", "Value": "web-prod"}])
+        left = any("LEFT BASELINE" in subject for subject in subjects)
+        return codes == [0, 0] and left and not still
+
+    def _handle(self, name: str, event: dict[str, object]) -> int:
+        """Run ``handle-event`` on ``event`` (written to the scratch directory)."""
+        path = self.scratch / f"{name}.json"
+        path.write_text(json.dumps(event), encoding="utf-8")
+        return self.command(f"handle-event ({name})", ["handle-event", str(path)], show=4)
 
     def mass_change_blocked(self) -> bool:
         """A script adds 30 rules at once: apply leaves that group alone and exits 1."""

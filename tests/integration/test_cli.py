@@ -182,9 +182,13 @@ def test_demo_finds_and_revokes_drift(capsys: pytest.CaptureFixture[str]) -> Non
     assert "$ sg-reconciler plan --policies" in out  # each step shows the command it runs
     assert "(exit code 2)" in out
     assert out.rstrip().endswith(
-        "Demo finished: drift found, revoked, reverted on its event, a mass change blocked,"
-        " and an apply undone."
+        "Demo finished: drift found, revoked, reverted on its event, an unmanaged group and"
+        " a retag escape caught by the guardrail, a mass change blocked, and an apply undone."
     )
+    assert "Groups no policy manages (guardrails only):" in out
+    assert "Unmanaged group legacy-tools still has its tcp 22 from the world: False" in out
+    assert "Notification: sg-reconciler LEFT BASELINE: sg-" in out
+    assert "still on the retagged group: False" in out
     assert "[blocked: max_revocations_per_group=25 (30 revokes planned)]" in out
     assert "Restore: 3 restored, 0 already present, 0 group gone, 0 failed" in out
     assert "Notification: sg-reconciler AUTO-MITIGATED: revoked 1 rule(s) on sg-" in out

@@ -718,7 +718,7 @@ def test_a_bug_in_the_parser_is_reported_not_raised(monkeypatch: pytest.MonkeyPa
 # --- The public contract ----------------------------------------------------------------
 
 
-def test_handled_event_names_are_the_eight_security_group_calls() -> None:
+def test_handled_event_names_are_the_security_group_and_prefix_list_calls() -> None:
     """The deploy template's event pattern is tested against exactly these names."""
     assert (
         frozenset(
@@ -726,6 +726,7 @@ def test_handled_event_names_are_the_eight_security_group_calls() -> None:
                 "AuthorizeSecurityGroupIngress",
                 "AuthorizeSecurityGroupEgress",
                 "ModifySecurityGroupRules",
+                "ModifyManagedPrefixList",
                 "CreateSecurityGroup",
                 "CreateTags",
                 "DeleteTags",
@@ -762,3 +763,24 @@ def test_numbers_written_as_strings_parse_the_same(name: str) -> None:
     """Writing every number of a fixture as a string (ports, accounts) changes no trigger."""
     event = load_event(name)
     assert parse_event(stringify_numbers(event)) == parse_event(event)
+
+
+def test_modify_managed_prefix_list_names_the_list() -> None:
+    """The edited list is read from the request (wrapped, as CloudTrail writes newer APIs)."""
+    event = {
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "detail": {
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "ModifyManagedPrefixList",
+            "awsRegion": "eu-west-1",
+            "requestParameters": {
+                "ModifyManagedPrefixListRequest": {"PrefixListId": "pl-0123456789abcdef0"}
+            },
+        },
+    }
+    (call,) = parse_event(event)
+    assert isinstance(call, ApiCall)
+    assert (call.prefix_list_ids, call.group_ids) == (("pl-0123456789abcdef0",), ())
+    event["detail"]["requestParameters"] = {}
+    assert parse_event(event) == (Ignored("malformed:no_group", "ModifyManagedPrefixList"),)

@@ -45,9 +45,12 @@ def test_repo_policies_load_cleanly() -> None:
     """The example baseline shipped in policies/ is valid."""
     baseline = load_policies(REPO / "policies")
     assert [p.name for p in baseline.policies] == ["web-prod", "app-prod", "db-prod"]
-    assert dict(baseline.sources) == dict.fromkeys(
-        ["web-prod", "app-prod", "db-prod"], str(REPO / "policies" / "example.yaml")
-    )
+    assert dict(baseline.sources) == {
+        **dict.fromkeys(
+            ["web-prod", "app-prod", "db-prod"], str(REPO / "policies" / "example.yaml")
+        ),
+        "no-internet-except-web": str(REPO / "policies" / "guardrails.yaml"),
+    }
     app = baseline.by_name("app-prod")
     assert app.desired() == frozenset(
         {

@@ -26,6 +26,7 @@ PACKAGED = REPO / "reconciler" / "data"
         ("deploy/template.yaml", "deploy/template.yaml"),
         ("deploy/member-role.yaml", "deploy/member-role.yaml"),
         ("policies/example.yaml", "policies/example.yaml"),
+        ("policies/guardrails.yaml", "policies/guardrails.yaml"),
         ("schema/policy.schema.json", "schema/policy.schema.json"),
     ],
 )
@@ -43,7 +44,10 @@ def test_each_resource_is_the_packaged_file() -> None:
     assert Path(str(member_role_template())) == PACKAGED / "deploy" / "member-role.yaml"
     assert Path(str(policy_schema_file())) == PACKAGED / "schema" / "policy.schema.json"
     assert example_policies() == PACKAGED / "policies"
-    assert [p.name for p in example_policies().glob("*.yaml")] == ["example.yaml"]
+    assert sorted(p.name for p in example_policies().glob("*.yaml")) == [
+        "example.yaml",
+        "guardrails.yaml",
+    ]
 
 
 def test_load_template_defaults_to_the_shipped_stack() -> None:
