@@ -35,7 +35,10 @@ RESULTS = REPO / "benchmarks" / "RESULTS.md"
 
 YAML_BLOCKS = [block for doc in DOCS for block in fenced_blocks(doc) if block.language == "yaml"]
 POLICY_BLOCKS = [
-    b for b in YAML_BLOCKS if isinstance(yaml.safe_load(b.text), dict) and "groups" in b.text
+    b
+    for b in YAML_BLOCKS
+    if isinstance(yaml.safe_load(b.text), dict)
+    and ("groups" in b.text or "guardrails" in b.text)
 ]
 # Files that are not policies but are shown as YAML: each kind is checked on its own below.
 OTHER_KINDS = {"accounts", "repos", "jobs"}
@@ -91,7 +94,7 @@ def test_every_policy_example_loads(block: Block, tmp_path: Path) -> None:
     policy = tmp_path / "example.yaml"
     policy.write_text(block.text, encoding="utf-8")
     baseline = load_policies(policy)
-    assert baseline.policies, block.where
+    assert baseline.policies or baseline.guardrails, block.where
 
 
 @pytest.mark.parametrize(
