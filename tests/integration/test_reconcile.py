@@ -330,3 +330,56 @@ def _writers(client: Any, reader: SecurityGroupReader) -> Writers:
     """Writers acting through ``client`` in every region (one region here)."""
     revoker = RuleRevoker(client, reader)
     return Writers(revoker=lambda _r: revoker, authorizer=lambda _r: RuleAuthorizer(client))
+
+
+GUARDED = """
+peers:
+  private: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]
+groups:
+  - name: web
+    match: {tags: {team: web}}
+    ingress:
+      - {protocol: tcp, ports: 443, from: [0.0.0.0/0]}
+guardrails:
+  - name: no-internet-except-web
+    deny: [{protocol: all, from: internet}]
+    allow:
+      - {protocol: tcp, ports: [80, 443], from: internet}
+      - {protocol: all, from: $private}
+"""
+
+
+def test_a_guarded_world_of_300_groups_is_fixed_at_the_call_lower_bound(
+    tmp_path: Path, world: World
+) -> None:
+    """100 managed and 200 unmanaged groups, mixed violations: one describe page, rule ids
+    only for the 40 changed groups (one page), one revoke per changed group; nothing allowed
+    is touched, and the next plan is clean."""
+    policies = write_policies(tmp_path / "p", GUARDED)
+    https = ingress("tcp", (443, 443), "0.0.0.0/0")
+    private_ssh = ingress("tcp", (22, 22), "10.0.0.0/8")
+    world_ssh = ingress("tcp", (22, 22), "0.0.0.0/0")
+    rdp6 = ingress("tcp", (3389, 3389), "::/0")
+    internal = ingress("tcp", (8080, 8080), "10.9.0.0/16")  # the floor allows it; web does not
+    managed = [
+        world.group(f"web-{i}", {"team": "web"}, [https, *([rdp6] if i < 10 else [])])
+        for i in range(90)
+    ] + [world.group(f"web-drift-{i}", {"team": "web"}, [https, internal]) for i in range(10)]
+    unmanaged = [
+        world.group(f"other-{i}", None, [private_ssh, *([world_ssh] if i < 20 else [])])
+        for i in range(200)
+    ]
+    counted = boto3.Session(region_name=REGION)
+    counter = CallCounter(counted)
+    code, output = run(policies, apply=True, session=counted)
+    assert code == 0, output[-2000:]
+    assert dict(counter.calls) == {
+        "DescribeSecurityGroups": 1,
+        "DescribeSecurityGroupRules": 1,
+        "RevokeSecurityGroupIngress": 40,
+    }
+    assert all(world.live(g) == {https, DEFAULT_EGRESS} for g in managed)
+    assert all(world.live(g) == {private_ssh, DEFAULT_EGRESS} for g in unmanaged)
+    assert "Groups no policy manages (guardrails only):" in output
+    code, output = run(policies, apply=False, session=boto3.Session(region_name=REGION))
+    assert code == 0, output[-2000:]
