@@ -48,6 +48,7 @@ METRIC_UNITS: Mapping[str, str] = {
     "RulesBlocked": "Count",
     "Errors": "Count",
     "GroupsLeftBaseline": "Count",
+    "Fights": "Count",
     "Duration": "Milliseconds",
 }
 

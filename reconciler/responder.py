@@ -25,11 +25,13 @@ from reconciler.adapters.journal import LogJournal, S3Journal
 from reconciler.adapters.notify import (
     SnsNotifier,
     drift_notice,
+    fight_notices,
     journal_notice,
     left_baseline_notices,
     problem_notice,
     run_notice,
 )
+from reconciler.core.fights import FightLog
 from reconciler.core.journal import RunContext
 from reconciler.core.plan import Action, Plan, Status
 from reconciler.core.principals import is_same_principal, role_of
@@ -80,6 +82,7 @@ class Responder:
         self._clients = deployment.clients
         self._own_arn = deployment.own_arn
         self._now = now
+        self._fights = FightLog()  # this warm container's memory of revokes answered
 
     @property
     def baseline(self) -> Baseline | None:
@@ -282,15 +285,16 @@ class Responder:
             notice = drift_notice(call, result.outcomes, mode=self._settings.mode)
             log.warning("drift_event", **notice.facts)
             notices.append(notice)
+        fights = fight_notices(self._fights, call, result.outcomes, self._now())
         problems = [str(p) for p in result.plan.problems]
-        if problems:
-            notices.append(problem_notice(call, problems))
+        notices += fights + ([problem_notice(call, problems)] if problems else [])
         head = TriggerSummary(
             trigger="cloudtrail",
             event_name=call.event_name,
             group_ids=result.observed,
             skipped_reason="left_baseline" if left and not result.plan.changes else None,
             left_baseline=left_ids,
+            fights=len(fights),
         )
         blocked = any(o.status is Status.BLOCKED for o in result.outcomes)
         return self._summary(

@@ -31,6 +31,7 @@ class RunCounts:
     rules_blocked: int = 0  # over a blast-radius limit: not made
     errors: int = 0
     groups_left_baseline: int = 0  # groups no longer under the policy that governed them
+    fights: int = 0  # rules another principal keeps re-creating (FIGHTING notices)
 
     def values(self) -> dict[str, int]:
         """The count metrics by metric name (every name of METRIC_UNITS but Duration)."""
@@ -42,6 +43,7 @@ class RunCounts:
             "RulesBlocked": self.rules_blocked,
             "Errors": self.errors,
             "GroupsLeftBaseline": self.groups_left_baseline,
+            "Fights": self.fights,
         }
 
 
@@ -62,6 +64,7 @@ class TriggerSummary:
     drifted_group_ids: tuple[str, ...] = ()
     failed: bool = False
     left_baseline: tuple[str, ...] = ()  # groups that left the policy governing them
+    fights: int = 0  # FIGHTING notices sent (not in the JSON: a metric)
     notifications: tuple[Notification, ...] = field(default=(), repr=False)
     records: tuple[TriggerSummary, ...] = ()  # the triggers merged into this one
 
@@ -87,6 +90,7 @@ class TriggerSummary:
             drifted_group_ids=tuple(g for s in summaries for g in s.drifted_group_ids),
             failed=any(s.failed for s in summaries),
             left_baseline=tuple(g for s in summaries for g in s.left_baseline),
+            fights=sum(s.fights for s in summaries),
             notifications=tuple(n for s in summaries for n in s.notifications),
             records=tuple(summaries),
         )
@@ -101,6 +105,7 @@ class TriggerSummary:
             rules_blocked=len(self.blocked),
             errors=len(self.errors),
             groups_left_baseline=len(set(self.left_baseline)),
+            fights=self.fights,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ __all__ = [
     "Notification",
     "SnsNotifier",
     "drift_notice",
+    "fight_notices",
     "journal_notice",
     "left_baseline_notices",
     "problem_notice",
@@ -26,9 +27,12 @@ from reconciler.core.ports import Notification
 from reconciler.core.tag_changes import policies_left
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mypy_boto3_sns import SNSClient
 
     from reconciler.adapters.events import ApiCall
+    from reconciler.core.fights import FightLog
     from reconciler.core.journal import RunContext
     from reconciler.core.policy import Baseline
     from reconciler.core.rules import ObservedGroup
@@ -167,6 +171,42 @@ def left_baseline_notices(
         log.warning("group_left_baseline", **notice.facts)
         notices.append(notice)
     return notices
+
+
+def fight_notices(
+    log_: FightLog, call: ApiCall, outcomes: Sequence[Outcome], now: datetime
+) -> list[Notification]:
+    """``FIGHTING`` notices for rules the call's principal keeps re-creating (third time in
+    an hour; one notice per rule and hour). Enforcement goes on either way."""
+    principal = call.actor.arn
+    if principal is None:
+        return []
+    out = []
+    for outcome in outcomes:
+        change = outcome.change
+        made = not call.rule_ids or change.rule_id in call.rule_ids
+        if outcome.status is not Status.REVOKED or not made:
+            continue
+        fight = log_.revoked(principal, change.account, change.group_id, change.key, now)
+        if fight is None:
+            continue
+        what = f"{fight.key.describe()} in {fight.group_id}"
+        subject = _subject(f"sg-reconciler FIGHTING: {principal} keeps re-creating {what}")
+        facts = {"verdict": "FIGHTING", "rule": fight.key.describe(), "times": fight.times}
+        facts.update(group_ids=[fight.group_id], **_who(call))
+        body = "\n".join(
+            [
+                f"FIGHTING: {principal} keeps re-creating {what}: revoked {fight.times} times"
+                " within the hour, and revoked again.",
+                "Enforcement goes on. If that automation is legitimate, exclude the group from"
+                " the guardrail (exclude:) or except the rule (exceptions: with expires).",
+                "",
+                json.dumps(facts, indent=2, sort_keys=True),
+            ]
+        )
+        log.warning("fighting", **facts)
+        out.append(Notification(subject=subject, body=body, facts=facts))
+    return out
 
 
 def problem_notice(call: ApiCall, problems: Sequence[str]) -> Notification:

@@ -280,3 +280,22 @@ def test_tagging_a_group_into_a_second_policy(
     lines = [body.splitlines()[0] for body in published(inbox[1])]
     assert any(line.startswith("CreateTags by " + INSIDER + " left groups") for line in lines)
     assert any(line.startswith("AUTO-MITIGATED") for line in lines)
+
+
+def test_an_automation_that_keeps_re_creating_a_rule_is_a_published_fight(
+    world: World, responder: Responder, inbox: tuple[str, str]
+) -> None:
+    """Third re-creation within the hour: FIGHTING, once; every time the rule is revoked."""
+    group = world.group("lb", None, [])
+    bodies = []
+    for _ in range(4):
+        world.authorize(group, WORLD_SSH)
+        summary, failed = run_event(authorize_event(group), responder)
+        assert (len(summary["revoked"]), failed) == (1, False)
+        assert WORLD_SSH not in world.live(group)
+        bodies += [b.splitlines()[0] for b in published(inbox[1])]
+    fights = [b for b in bodies if b.startswith("FIGHTING")]
+    assert fights == [
+        f"FIGHTING: {INSIDER} keeps re-creating ingress tcp 22 from 0.0.0.0/0 in {group}:"
+        " revoked 3 times within the hour, and revoked again."
+    ]

@@ -37,8 +37,7 @@ YAML_BLOCKS = [block for doc in DOCS for block in fenced_blocks(doc) if block.la
 POLICY_BLOCKS = [
     b
     for b in YAML_BLOCKS
-    if isinstance(yaml.safe_load(b.text), dict)
-    and ("groups" in b.text or "guardrails" in b.text)
+    if isinstance(yaml.safe_load(b.text), dict) and ("groups" in b.text or "guardrails" in b.text)
 ]
 # Files that are not policies but are shown as YAML: each kind is checked on its own below.
 OTHER_KINDS = {"accounts", "repos", "jobs"}

@@ -124,6 +124,7 @@ def test_a_cloudtrail_summary_becomes_these_exact_metric_values() -> None:
                         {"Name": "RulesBlocked", "Unit": "Count"},
                         {"Name": "Errors", "Unit": "Count"},
                         {"Name": "GroupsLeftBaseline", "Unit": "Count"},
+                        {"Name": "Fights", "Unit": "Count"},
                         {"Name": "Duration", "Unit": "Milliseconds"},
                     ],
                 }
@@ -139,6 +140,7 @@ def test_a_cloudtrail_summary_becomes_these_exact_metric_values() -> None:
         "RulesBlocked": 0,
         "Errors": 1,
         "GroupsLeftBaseline": 0,
+        "Fights": 0,
         "Duration": 812.346,
     }
 
@@ -167,7 +169,7 @@ def test_an_ignored_event_is_counted_with_zero_drift() -> None:
     record = metrics_for(typed(summary), duration_ms=3.0, mode="enforce", timestamp_ms=TIMESTAMP_MS)
     assert_valid_emf(record)
     assert record["Trigger"] == "ignored"
-    assert [record[name] for name in METRIC_UNITS if name != "Duration"] == [0] * 7
+    assert [record[name] for name in METRIC_UNITS if name != "Duration"] == [0] * 8
     assert record["Duration"] == 3.0
 
 
