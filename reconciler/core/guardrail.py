@@ -31,31 +31,29 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from reconciler.core.patterns import PrefixEntries, RulePattern, contains, overlaps
 from reconciler.core.policy_exceptions import RuleException
 from reconciler.core.policy_rules import (
     FROZEN,
     NAME_PATTERN,
-    PROTOCOL_INPUT,
     Peers,
-    PortRanges,
+    TrafficSpec,
     check_name,
 )
-from reconciler.core.policy_selectors import GROUP_ID_PATTERN, Match, check_group_id
+from reconciler.core.policy_selectors import GroupIds, Match
 from reconciler.core.rules import (
     ICMP_PROTOCOLS,
     PORTED_PROTOCOLS,
     Direction,
     RuleKey,
-    canonical_protocol,
 )
 
 DEFAULT_GUARDRAIL_REVOCATIONS_PER_RUN = 50
 
 
-class GuardEntry(BaseModel):
+class GuardEntry(TrafficSpec):
     """One ``deny:`` or ``allow:`` entry: a set of rules, ingress (``from:``) or egress (``to:``).
 
     ```yaml
@@ -64,14 +62,6 @@ class GuardEntry(BaseModel):
     ``ports`` may be omitted: every port of the protocol.
     """
 
-    model_config = FROZEN
-
-    protocol: Annotated[
-        str, BeforeValidator(canonical_protocol, json_schema_input_type=PROTOCOL_INPUT)
-    ]
-    ports: PortRanges = None
-    icmp_type: Annotated[int, Field(ge=-1, le=255)] | None = None
-    icmp_code: Annotated[int, Field(ge=-1, le=255)] | None = None
     from_: Peers | None = Field(default=None, alias="from")
     to: Peers | None = None
 
@@ -115,20 +105,7 @@ class GuardException(RuleException):
     ```
     """
 
-    group_ids: (
-        Annotated[
-            tuple[
-                Annotated[
-                    str,
-                    AfterValidator(check_group_id),
-                    Field(json_schema_extra={"pattern": GROUP_ID_PATTERN.pattern}),
-                ],
-                ...,
-            ],
-            Field(min_length=1),
-        ]
-        | None
-    ) = None
+    group_ids: GroupIds | None = None
 
     def keeps(self, group_id: str, key: RuleKey, now: datetime | None) -> bool:
         """Whether this exception, unexpired at ``now``, keeps ``key`` on ``group_id``."""
@@ -173,11 +150,6 @@ class Guardrail(BaseModel):
     on_violation: Literal["revoke", "report"] = "revoke"
     exceptions: tuple[GuardException, ...] = ()
     limits: GuardLimits = GuardLimits()
-
-    @property
-    def everywhere(self) -> bool:
-        """True when the guardrail applies to every group (no match, no exclude)."""
-        return self.match is None and self.exclude is None
 
     def applies_to(self, *, group_id: str, tags: Mapping[str, str], vpc_id: str | None) -> bool:
         """Whether a group with these facts is evaluated."""

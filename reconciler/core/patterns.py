@@ -88,6 +88,10 @@ def _atom_within(a: _Atom, b: _Atom) -> bool:
     return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]
 
 
+def _port_range(rule: RuleKey) -> tuple[int, int]:
+    return rule.from_port or 0, rule.to_port if rule.to_port is not None else 65535
+
+
 def _ports_overlap(rule: RuleKey, pattern: RulePattern) -> bool:
     if "all" in (rule.protocol, pattern.protocol):
         return True
@@ -96,7 +100,7 @@ def _ports_overlap(rule: RuleKey, pattern: RulePattern) -> bool:
     if rule.protocol in PORTED_PROTOCOLS:
         if pattern.ports is None:
             return True
-        lo, hi = rule.from_port or 0, rule.to_port if rule.to_port is not None else 65535
+        lo, hi = _port_range(rule)
         return any(a <= hi and lo <= b for a, b in pattern.ports)
     if rule.protocol in ICMP_PROTOCOLS:
         rule_type, rule_code = rule.from_port, rule.to_port
@@ -117,7 +121,7 @@ def _ports_within(rule: RuleKey, pattern: RulePattern) -> bool:
     if rule.protocol in PORTED_PROTOCOLS:
         if pattern.ports is None:
             return True
-        lo, hi = rule.from_port or 0, rule.to_port if rule.to_port is not None else 65535
+        lo, hi = _port_range(rule)
         return any(a <= lo and hi <= b for a, b in pattern.ports)
     if rule.protocol in ICMP_PROTOCOLS:
         pattern_type, pattern_code = pattern.icmp

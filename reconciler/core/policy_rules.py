@@ -17,6 +17,7 @@ __all__ = [
     "Peers",
     "PortRanges",
     "RuleSpec",
+    "TrafficSpec",
     "as_peer_list",
     "check_name",
 ]
@@ -138,8 +139,8 @@ PortRanges = Annotated[
 ]
 
 
-class RuleSpec(BaseModel):
-    """Fields shared by ingress and egress rules."""
+class TrafficSpec(BaseModel):
+    """Protocol, ports and ICMP type/code: what a rule, exception or guardrail entry covers."""
 
     model_config = FROZEN
 
@@ -149,6 +150,11 @@ class RuleSpec(BaseModel):
     ports: PortRanges = None
     icmp_type: Annotated[int, Field(ge=-1, le=255)] | None = None
     icmp_code: Annotated[int, Field(ge=-1, le=255)] | None = None
+
+
+class RuleSpec(TrafficSpec):
+    """Fields shared by ingress and egress rules."""
+
     description: str | None = None
 
     @model_validator(mode="after")

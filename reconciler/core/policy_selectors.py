@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GROUP_ID_PATTERN", "Match", "check_group_id"]
+__all__ = ["GroupIds", "Match"]
 
 import re
 from collections.abc import Mapping
@@ -32,6 +32,19 @@ def check_group_id(value: str) -> str:
     return value
 
 
+GroupIds = Annotated[
+    tuple[
+        Annotated[
+            str,
+            AfterValidator(check_group_id),
+            Field(json_schema_extra={"pattern": GROUP_ID_PATTERN.pattern}),
+        ],
+        ...,
+    ],
+    Field(min_length=1),
+]
+
+
 def _check_vpc_id(value: str) -> str:
     if not _VPC_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a VPC id (vpc- and 8 or 17 hex digits)")
@@ -51,20 +64,7 @@ class Match(BaseModel):
     model_config = ConfigDict(**FROZEN, json_schema_extra={"minProperties": 1})
 
     tags: Annotated[dict[str, str], BeforeValidator(_tag_map)] | None = None
-    group_ids: (
-        Annotated[
-            tuple[
-                Annotated[
-                    str,
-                    AfterValidator(check_group_id),
-                    Field(json_schema_extra={"pattern": GROUP_ID_PATTERN.pattern}),
-                ],
-                ...,
-            ],
-            Field(min_length=1),
-        ]
-        | None
-    ) = None
+    group_ids: GroupIds | None = None
     vpc_id: (
         Annotated[
             str,

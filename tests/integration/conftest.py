@@ -44,3 +44,17 @@ def ec2(session: boto3.Session) -> Any:
 def world(ec2: Any) -> World:
     """A VPC to build groups in."""
     return World.create(ec2)
+
+
+@pytest.fixture
+def inbox(aws: None) -> tuple[str, str]:
+    """An SNS topic and the SQS queue subscribed to it: (topic ARN, queue URL)."""
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="sg-reconciler")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return topic, queue

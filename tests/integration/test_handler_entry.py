@@ -43,18 +43,11 @@ class FakeContext:
 
 @pytest.fixture
 def lambda_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inbox: tuple[str, str]
 ) -> Iterator[dict[str, str]]:
     """Environment of a deployed function, with a fresh container per test."""
     policies = write_policies(tmp_path / "policies", POLICY)
-    sns = boto3.client("sns", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    topic = sns.create_topic(Name="sg-reconciler")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    topic, queue = inbox
     env = {
         "SG_RECONCILER_POLICIES": str(policies),
         "SG_RECONCILER_REGIONS": REGION,

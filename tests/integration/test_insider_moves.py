@@ -87,20 +87,6 @@ def authorize_event(group: str) -> dict:
     return cloudtrail("AuthorizeSecurityGroupIngress", {"groupId": group})
 
 
-@pytest.fixture
-def inbox(aws: None) -> tuple[str, str]:
-    """An SNS topic and the SQS queue subscribed to it: (topic ARN, queue URL)."""
-    sns = boto3.client("sns", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    topic = sns.create_topic(Name="sg-reconciler")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    return topic, queue
-
-
 def published(queue: str) -> list[str]:
     """The body of each notice delivered to the queue since the last call, sorted."""
     sqs = boto3.client("sqs", region_name=REGION)

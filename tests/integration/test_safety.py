@@ -215,20 +215,6 @@ def test_an_empty_baseline_empties_a_group_only_with_allow_empty(
 # --- the Lambda ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def inbox(aws: None) -> tuple[str, str]:
-    """An SNS topic and the SQS queue subscribed to it: (topic ARN, queue URL)."""
-    sns = boto3.client("sns", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    topic = sns.create_topic(Name="sg-reconciler")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    return topic, queue
-
-
 def messages(queue: str) -> list[dict[str, Any]]:
     """The SNS notifications delivered to the queue so far."""
     sqs = boto3.client("sqs", region_name=REGION)
