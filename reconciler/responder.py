@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reconciler.adapters.baseline_state import LeftBaseline, left_baseline_since
 from reconciler.adapters.ec2 import SecurityGroupReader
 from reconciler.adapters.events import ApiCall, Ignored, ScheduledTick, Trigger
 from reconciler.adapters.journal import LogJournal, S3Journal
 from reconciler.adapters.notify import (
-    SnsNotifier,
     drift_notice,
     fight_notices,
     journal_notice,
     left_baseline_notices,
     problem_notice,
+    publish_all,
     run_notice,
 )
 from reconciler.core.fights import FightLog
@@ -164,14 +165,16 @@ class Responder:
     # --- schedule ------------------------------------------------------------------------
 
     def _scheduled(self, baseline: Baseline, record: Record) -> TriggerSummary:
-        result = self._schedule_run(baseline, record)
-        errors = tuple(result.error_messages())
-        notices: list[Notification] = []
+        result, bucket = self._schedule_run(baseline, record), self._settings.journal_bucket
+        left = LeftBaseline()  # the groups that left their policy since the last run
+        if bucket is not None:
+            left = left_baseline_since(self._clients.s3(None), bucket, result)
+        errors = (*result.error_messages(), *left.errors)
+        notices = list(left.notices)
         if any(o.status in _NOTEWORTHY for o in result.outcomes) or errors:
-            notices.append(run_notice(result.outcomes, errors, mode=self._settings.mode))
-        head = TriggerSummary(
-            trigger="schedule", group_ids=tuple(sorted({c.group_id for c in result.plan.changes}))
-        )
+            notices.insert(0, run_notice(result.outcomes, errors, mode=self._settings.mode))
+        changed = tuple(sorted({c.group_id for c in result.plan.changes}))
+        head = TriggerSummary(trigger="schedule", group_ids=changed, left_baseline=left.group_ids)
         # Blocked changes are drift left in place: the run fails, for the alarms.
         blocked = any(o.status is Status.BLOCKED for o in result.outcomes)
         return self._summary(
@@ -391,10 +394,4 @@ class Responder:
         )
 
     def _publish(self, notices: list[Notification]) -> tuple[str, ...]:
-        topic = self._settings.topic_arn
-        if not notices or topic is None:
-            return ()
-        region = topic.split(":")[3] if topic.count(":") >= 5 else None
-        notifier = SnsNotifier(self._clients.sns(region), topic)
-        errors = [error for n in notices if (error := notifier.publish(n)) is not None]
-        return tuple(errors)
+        return publish_all(self._clients.sns, self._settings.topic_arn, notices)

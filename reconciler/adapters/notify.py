@@ -10,12 +10,13 @@ __all__ = [
     "journal_notice",
     "left_baseline_notices",
     "problem_notice",
+    "publish_all",
     "run_notice",
     "untracked_notice",
 ]
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -308,3 +309,14 @@ class SnsNotifier:
             log.error("notify_failed", topic_arn=self._topic_arn, error=str(exc))
             return f"cannot publish to {self._topic_arn}: {exc}"
         return None
+
+
+def publish_all(
+    sns: Callable[[str | None], SNSClient], topic: str | None, notices: Sequence[Notification]
+) -> tuple[str, ...]:
+    """Publish every notice to ``topic`` (its region's client); the errors, one per failure."""
+    if not notices or topic is None:
+        return ()
+    region = topic.split(":")[3] if topic.count(":") >= 5 else None
+    notifier = SnsNotifier(sns(region), topic)
+    return tuple(error for n in notices if (error := notifier.publish(n)) is not None)

@@ -166,6 +166,8 @@ class Plan:
     managed_groups: int = 0
     guarded_groups: int = 0  # groups a guardrail evaluated, managed or not
     unmanaged_groups: int = 0  # of those, the groups no policy manages
+    # "account/region/group id" -> its one policy, for each group a policy governs
+    governed: tuple[tuple[str, str], ...] = ()
 
     def as_report_only(self) -> Plan:
         """The same plan with every change marked report-only (nothing will be written)."""

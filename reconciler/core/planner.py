@@ -98,6 +98,7 @@ def plan(
         managed_groups=counts["managed"],
         guarded_groups=counts["guarded"],
         unmanaged_groups=counts["unmanaged"],
+        governed=tuple(evaluate.governed),
     )
 
 
@@ -116,6 +117,7 @@ class _Evaluator:
         self.desired: dict[tuple[str, str | None], frozenset[RuleKey]] = {}
         self.problems: list[GroupProblem] = []
         self.counts = Counter[str]()
+        self.governed: list[tuple[str, str]] = []
 
     def __call__(self, group: ObservedGroup) -> list[Change]:
         baseline = self.baseline
@@ -135,6 +137,8 @@ class _Evaluator:
         if len(policies) > 1:
             self.problems.append(_ambiguous(group, policies, guarded=bool(guards)))
         elif policy is not None:
+            where = f"{group.account_id or '-'}/{group.region}/{group.group_id}"
+            self.governed.append((where, policy.name))
             changes = _diff_group(
                 policy, group, self._desired(policy, group), self.now, self.entries
             )

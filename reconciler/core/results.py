@@ -110,6 +110,7 @@ class RunResult:
                 managed_groups=sum(r.result.plan.managed_groups for r in runs),
                 guarded_groups=sum(r.result.plan.guarded_groups for r in runs),
                 unmanaged_groups=sum(r.result.plan.unmanaged_groups for r in runs),
+                governed=tuple(g for r in runs for g in r.result.plan.governed),
             ),
             outcomes=tuple(o for r in runs for o in r.result.outcomes),
             errors=tuple(e.in_account(r.target.label) for r in runs for e in r.result.errors),

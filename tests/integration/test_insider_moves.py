@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSResponse
 
 from reconciler.responder import Responder
 from reconciler.runtime import build_responder, run_event
+from tests.eventfiles import load_event
 from tests.policyfiles import write_policies
 from tests.world import DEFAULT_EGRESS, REGION, World, ingress
 
@@ -285,3 +286,42 @@ def test_an_automation_that_keeps_re_creating_a_rule_is_a_published_fight(
         f"FIGHTING: {INSIDER} keeps re-creating ingress tcp 22 from 0.0.0.0/0 in {group}:"
         " revoked 3 times within the hour, and revoked again."
     ]
+
+
+def test_the_schedule_reports_groups_that_left_since_its_last_run(
+    tmp_path: Path, world: World, ec2: Any, session: boto3.Session, inbox: tuple[str, str]
+) -> None:
+    """However a group left (here a tag change no event reported), the next scheduled run
+    names it, once, and counts it (GroupsLeftBaseline)."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="journal-bucket")
+    env = {
+        "SG_RECONCILER_POLICIES": str(write_policies(tmp_path / "p", POLICIES)),
+        "SG_RECONCILER_REGIONS": REGION,
+        "SG_RECONCILER_TOPIC_ARN": inbox[0],
+        "SG_RECONCILER_JOURNAL_BUCKET": "journal-bucket",
+    }
+    responder = build_responder(env, session=session)
+    group = world.group("pay", {"team": "payments"}, [HTTPS_PRIVATE])
+    tick = load_event("synthetic__scheduled_event")
+    first, failed = run_event(tick, responder)
+    assert (first["left_baseline"], failed) == ([], False)
+    ec2.delete_tags(Resources=[group], Tags=[{"Key": "team"}])
+    second, _ = run_event(tick, responder)
+    assert second["left_baseline"] == [group]
+    (body,) = published(inbox[1])
+    assert body.splitlines()[:2] == [
+        "LEFT BASELINE since the last scheduled run: 1 group(s), whoever did it and however"
+        " (tag change, deletion, policy edit):",
+        f"- {group} (-/{REGION}/{group}): left policy payments; now under no policy"
+        " (guardrails only, if any)",
+    ]
+    third, _ = run_event(tick, responder)
+    assert third["left_baseline"] == []  # said once
+    s3.put_object(Bucket="journal-bucket", Key="state/managed.json", Body=b"[not json")
+    fourth, _ = run_event(tick, responder)
+    assert fourth["errors"] == [
+        "state: s3://journal-bucket/state/managed.json is not a state object;"
+        " rewritten from this run"
+    ]
+    assert run_event(tick, responder)[0]["errors"] == []  # rewritten

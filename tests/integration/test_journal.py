@@ -246,7 +246,8 @@ def _lambda_env(policies: Path, **extra: str) -> dict[str, str]:
 
 
 def _objects(s3: Any, bucket: str) -> dict[str, list[dict[str, Any]]]:
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    keys = [o["Key"] for o in listed if not o["Key"].startswith("state/")]  # the schedule's
     return {
         key: [
             json.loads(line)
@@ -349,7 +350,8 @@ def test_with_the_bucket_gone_revokes_still_happen_are_logged_and_the_error_is_r
     assert not failed
     assert len(summary["revoked"]) == 1
     assert world.live(group) == {KEEP, DEFAULT_EGRESS}
-    (error,) = summary["errors"]
+    state, error = summary["errors"]  # the schedule's state object is in the same bucket
+    assert state.startswith("state: cannot read s3://no-such-journal-bucket/state/managed.json:")
     assert error.startswith("journal: cannot write s3://no-such-journal-bucket/journal/")
     assert "NoSuchBucket" in error
     journaled = [e for e in logs if e["event"] == "journal"]
@@ -357,7 +359,8 @@ def test_with_the_bucket_gone_revokes_still_happen_are_logged_and_the_error_is_r
         ("intent", summary["revoked"][0]),
         ("outcome", summary["revoked"][0]),
     ]
-    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["journal_unavailable"]
+    errors = [e["event"] for e in logs if e["log_level"] == "error"]
+    assert errors == ["state_unreadable", "journal_unavailable"]
     received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     notices = {json.loads(m["Body"])["Subject"]: json.loads(m["Body"]) for m in received}
     run_id = journaled[0]["run_id"]
@@ -426,7 +429,8 @@ def test_the_stack_creates_a_private_versioned_encrypted_journal_bucket() -> Non
 
 
 def test_the_role_may_only_put_journal_objects_and_never_authorize() -> None:
-    """s3:PutObject on bucket/journal/* is the role's only S3 grant; restore is not allowed."""
+    """The role may only put journal objects (and read and rewrite the schedule's one state
+    object under state/*); restore is not allowed."""
     template = load_template(TEMPLATE)
     statements = [
         statement
@@ -441,6 +445,7 @@ def test_the_role_may_only_put_journal_objects_and_never_authorize() -> None:
     }
     s3 = [s for s in statements if "s3:" in str(s["Action"])]
     assert [(s["Action"], s["Resource"]) for s in s3] == [
-        ("s3:PutObject", {"Fn::Sub": "${JournalBucket.Arn}/journal/*"})
+        ("s3:PutObject", {"Fn::Sub": "${JournalBucket.Arn}/journal/*"}),
+        (["s3:GetObject", "s3:PutObject"], {"Fn::Sub": "${JournalBucket.Arn}/state/*"}),
     ]
     assert not actions & UNDO_PERMISSIONS
