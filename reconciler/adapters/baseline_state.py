@@ -1,8 +1,9 @@
 """The scheduled run's memory of which groups each policy governed: one S3 object.
 
 ``state/managed.json`` in the journal bucket (a prefix of its own: the journal prefix stays
-write-only). Read at the start of a scheduled run's report, written at its end; a run with
-read errors neither reports nor writes (a region it could not read would look emptied).
+write-only), keyed "account/region/group id". Read at the end of a scheduled run and
+rewritten: a region the run could not read keeps its previous groups (it would look emptied),
+and a run with errors outside any region neither reports nor writes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.adapters.ec2_shapes import error_code
-from reconciler.core.left_since import LeftGroup, groups_left
+from reconciler.core.left_since import LeftGroup, carried_over, groups_left
 from reconciler.core.ports import Notification
 
 if TYPE_CHECKING:
@@ -88,15 +89,17 @@ def _notice(left: list[LeftGroup]) -> Notification:
 def left_baseline_since(client: S3Client, bucket: str, result: RunResult) -> LeftBaseline:
     """The notice of groups that left their policy since the previous run, and their ids;
     the state object then holds this run's groups."""
-    if result.errors:
-        log.warning("state_not_updated", reason="the run had read errors")
+    unread = {e.region for e in result.errors}
+    if None in unread:  # an error of the whole run (an account, the credentials)
+        log.warning("state_not_updated", reason="the run had errors outside any region")
         return LeftBaseline()
     previous = _load(client, bucket)
-    current = dict(result.plan.governed)
     if isinstance(previous, str) and not previous.endswith("rewritten from this run"):
         return LeftBaseline(errors=(previous,))
     errors: tuple[str, ...] = (previous,) if isinstance(previous, str) else ()
-    left = groups_left(previous if isinstance(previous, dict) else {}, current)
+    before = previous if isinstance(previous, dict) else {}
+    current = carried_over(before, dict(result.plan.governed), {r for r in unread if r})
+    left = groups_left(before, current)
     try:
         client.put_object(
             Bucket=bucket,

@@ -7,9 +7,9 @@ policy edit), the next run names it.
 
 from __future__ import annotations
 
-__all__ = ["LeftGroup", "groups_left"]
+__all__ = ["LeftGroup", "carried_over", "groups_left"]
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 
@@ -25,6 +25,19 @@ class LeftGroup:
     def group_id(self) -> str:
         """The group's id."""
         return self.where.rsplit("/", 1)[-1]
+
+
+def _region(where: str) -> str:
+    return where.split("/")[1] if where.count("/") == 2 else ""
+
+
+def carried_over(
+    previous: Mapping[str, str], current: Mapping[str, str], unread: Collection[str]
+) -> dict[str, str]:
+    """This run's groups, and the previous run's in regions this run could not read (an
+    unread region looks emptied: its groups are kept, to be judged when it is read again)."""
+    kept = {w: p for w, p in previous.items() if _region(w) in unread}
+    return {**kept, **current}
 
 
 def groups_left(previous: Mapping[str, str], current: Mapping[str, str]) -> list[LeftGroup]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.adapters.baseline_state import LeftBaseline, left_baseline_since
-from reconciler.core.left_since import LeftGroup, groups_left
+from reconciler.core.left_since import LeftGroup, carried_over, groups_left
 from reconciler.core.plan import Plan
 from reconciler.core.results import RunError, RunResult
 
@@ -27,13 +27,23 @@ def test_new_groups_and_an_unchanged_fleet_are_not_news() -> None:
     assert groups_left({}, {A: "payments"}) == []  # the first run
 
 
-def test_a_run_that_could_not_read_a_region_neither_reports_nor_rewrites_the_state() -> None:
+def test_a_region_the_run_could_not_read_keeps_its_groups_for_the_next_run() -> None:
     """A region it could not read would look emptied: every group in it "left"."""
+    previous = {A: "payments", C: "web"}
+    current = {C: "web"}  # us-east-1 was not read
+    kept = carried_over(previous, current, {"us-east-1"})
+    assert kept == previous
+    assert groups_left(previous, kept) == []
+    assert groups_left(previous, carried_over(previous, current, ())) == [
+        LeftGroup(A, "payments", None)
+    ]
 
+
+def test_a_run_with_an_error_outside_any_region_neither_reports_nor_rewrites_the_state() -> None:
     class NoS3:  # any call fails the test
         def __getattr__(self, name: str) -> None:
             raise AssertionError(f"S3 {name} called")
 
-    error = RunError("us-east-1: cannot read security groups: boom", region="us-east-1")
+    error = RunError("cannot resolve the accounts to reconcile: boom", stage="account")
     result = RunResult(plan=Plan(changes=(), governed=((A, "payments"),)), errors=(error,))
     assert left_baseline_since(NoS3(), "bucket", result) == LeftBaseline()  # type: ignore[arg-type]
