@@ -11,6 +11,12 @@ waits before calls, it never changes which calls are made, and at this size it w
     ceil(managed groups / 1000)                       DescribeSecurityGroups pages
   + ceil(rules on managed groups / 1000)              DescribeSecurityGroupRules pages
   + one revoke per drifted group and direction        Revoke* calls
+
+With a guardrail guarding every group (``WorldSpec.strays``), every group is read:
+
+    ceil(groups in the region / 1000)                 DescribeSecurityGroups pages
+  + ceil(rules on the groups with changes / 1000)     DescribeSecurityGroupRules pages
+  + one revoke per changed group and direction        Revoke* calls
 """
 
 from __future__ import annotations
@@ -36,6 +42,13 @@ PAGE = 1000  # MaxResults ceiling of DescribeSecurityGroups and DescribeSecurity
 
 def lower_bound(spec: WorldSpec) -> dict[str, int]:
     """The fewest EC2 calls any tool needs to revoke the world's drift by rule id."""
+    if spec.strays:  # a guardrail reads every group, and rule ids only for changed groups
+        groups = spec.managed + spec.bystanders + spec.strays
+        return {
+            "DescribeSecurityGroups": max(1, math.ceil(groups / PAGE)),
+            "DescribeSecurityGroupRules": max(1, math.ceil(spec.changed_rules / PAGE)),
+            "Revoke": spec.drifted_directions,
+        }
     return {
         "DescribeSecurityGroups": max(1, math.ceil(spec.managed / PAGE)),
         "DescribeSecurityGroupRules": max(1, math.ceil(spec.managed_rules / PAGE)),
@@ -159,6 +172,7 @@ def measure_calls(server: MotoServer, spec: WorldSpec, runs: int) -> dict[str, A
             "extras": spec.extras,
             "egress_extras": spec.egress_extras,
             "bystanders": spec.bystanders,
+            "strays": spec.strays,
             "managed_rules": spec.managed_rules,
             "revokes": spec.revokes,
         },

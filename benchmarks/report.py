@@ -398,7 +398,11 @@ def _calls_md(m: dict[str, Any]) -> list[str]:
         " Describe returned (ceil(items / MaxResults)). Lower bound: ceil(managed groups /"
         " 1000) DescribeSecurityGroups pages + ceil(rules on managed groups / 1000)"
         " DescribeSecurityGroupRules pages + one revoke per drifted group and direction."
-        " Our client-side rate limiter is lifted for these runs: it only waits before a call,"
+        " In the guarded world a guardrail guards every group, so every group is read:"
+        " ceil(groups / 1000) DescribeSecurityGroups pages + ceil(rules on the groups with"
+        " changes / 1000) DescribeSecurityGroupRules pages (rule ids are read only for those)"
+        " + one revoke per changed group and direction. Our client-side rate limiter is"
+        " lifted for these runs: it only waits before a call,"
         " never changes which calls are made, and would add (revoke calls - 50) / 5 s per run."
     )
     out.append("")

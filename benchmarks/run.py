@@ -57,6 +57,8 @@ MEASUREMENTS = ("calls", "c7n", "throttle", "planner", "imports", "cold_start")
 CALLS_WORLDS = (
     (WorldSpec(managed=200, extras=5, bystanders=50), None),
     (WorldSpec(managed=1000, extras=5, bystanders=250, egress_extras=1), 1),
+    # issue 12's guarded world: 300 groups, 100 managed, 200 no policy manages
+    (WorldSpec(managed=100, extras=2, bystanders=0, strays=200), None),
 )
 C7N_WORLD = WorldSpec(managed=200, extras=5, bystanders=50)
 THROTTLE_WORLD = WorldSpec(managed=150, extras=1, bystanders=30)

@@ -4,6 +4,11 @@
 plus ``extras`` ingress rules (and, with ``egress_extras``, extra egress rules beside the
 default allow-all). ``bystanders`` tagged ``team=data`` carry the same rules and must be left
 alone. The extras mix IPv4 and IPv6, tcp and udp, and one wider source on the baseline port.
+
+With ``strays``, a guardrail ("nothing from the internet but tcp 443", bystanders excluded)
+guards every other group: ``strays`` groups tagged ``team=stray`` that no policy manages, each
+with tcp 443 from 0.0.0.0/0 (allowed), every other one also with tcp 22 from 0.0.0.0/0 (a
+violation, revoked).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ Rule = tuple[str, int, int, str]
 
 BASELINE: frozenset[Rule] = frozenset({("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 443, 443, "::/0")})
 DEFAULT_EGRESS: Rule = ("-1", -1, -1, "0.0.0.0/0")
+STRAY_ALLOWED: Rule = ("tcp", 443, 443, "0.0.0.0/0")
+STRAY_VIOLATION: Rule = ("tcp", 22, 22, "0.0.0.0/0")
 MAX_EXTRAS = 25  # the default max_revocations_per_group: more would be blocked, not revoked
 
 
@@ -60,6 +67,18 @@ class WorldSpec:
     extras: int
     bystanders: int
     egress_extras: int = 0
+    strays: int = 0  # groups no policy manages, under the guardrail
+
+    @property
+    def violating_strays(self) -> int:
+        """Strays with a violation (the even-numbered ones)."""
+        return (self.strays + 1) // 2
+
+    @property
+    def changed_rules(self) -> int:
+        """Live rules on the groups a correct reconcile changes (those need rule ids)."""
+        managed = self.managed_rules if self.extras or self.egress_extras else 0
+        return managed + self.violating_strays * 3  # 443, 22 and the default egress
 
     def __post_init__(self) -> None:
         if not 0 <= self.extras <= MAX_EXTRAS or not 0 <= self.egress_extras <= MAX_EXTRAS:
@@ -78,19 +97,26 @@ class WorldSpec:
     @property
     def revokes(self) -> int:
         """Rules a correct reconcile revokes."""
-        return self.managed * (self.extras + self.egress_extras)
+        return self.managed * (self.extras + self.egress_extras) + self.violating_strays
 
     @property
     def drifted_directions(self) -> int:
         """(group, direction) pairs with drift: the fewest revoke calls possible."""
-        return self.managed * ((self.extras > 0) + (self.egress_extras > 0))
+        managed = self.managed * ((self.extras > 0) + (self.egress_extras > 0))
+        return managed + self.violating_strays
 
     def label(self) -> str:
         """``200 groups x 5 extras (+50 bystanders)``."""
         egress = f" + {self.egress_extras} egress" if self.egress_extras else ""
+        strays = (
+            f", +{self.strays} groups no policy manages under a guardrail"
+            f" ({self.violating_strays} violating)"
+            if self.strays
+            else ""
+        )
         return (
             f"{self.managed} groups x {self.extras} ingress{egress} extras"
-            f" (+{self.bystanders} bystanders)"
+            f" (+{self.bystanders} bystanders{strays})"
         )
 
 
@@ -126,6 +152,19 @@ class BuiltWorld:
     spec: WorldSpec
     managed_ids: tuple[str, ...]
     bystander_ids: tuple[str, ...]
+    stray_ids: tuple[str, ...] = ()
+
+
+def _group(ec2: Any, vpc_id: str, team: str, i: int) -> str:
+    group_id: str = ec2.create_security_group(
+        GroupName=f"{team}-{i:05d}",
+        Description=f"bench {team} {i}",
+        VpcId=vpc_id,
+        TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": "team", "Value": team}]}
+        ],
+    )["GroupId"]
+    return group_id
 
 
 def build_world(endpoint: str, spec: WorldSpec) -> BuiltWorld:
@@ -134,25 +173,20 @@ def build_world(endpoint: str, spec: WorldSpec) -> BuiltWorld:
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     ingress = _permissions([*sorted(BASELINE), *(extra_ingress(k) for k in range(spec.extras))])
     egress = _permissions([extra_egress(k) for k in range(spec.egress_extras)])
-    ids: dict[str, list[str]] = {"web": [], "data": []}
+    ids: dict[str, list[str]] = {"web": [], "data": [], "stray": []}
     for team, count in (("web", spec.managed), ("data", spec.bystanders)):
         for i in range(count):
-            group_id = ec2.create_security_group(
-                GroupName=f"{team}-{i:05d}",
-                Description=f"bench {team} {i}",
-                VpcId=vpc_id,
-                TagSpecifications=[
-                    {
-                        "ResourceType": "security-group",
-                        "Tags": [{"Key": "team", "Value": team}],
-                    }
-                ],
-            )["GroupId"]
+            group_id = _group(ec2, vpc_id, team, i)
             ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=ingress)
             if egress:
                 ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=egress)
             ids[team].append(group_id)
-    return BuiltWorld(spec, tuple(ids["web"]), tuple(ids["data"]))
+    for i in range(spec.strays):
+        group_id = _group(ec2, vpc_id, "stray", i)
+        rules = [STRAY_ALLOWED, STRAY_VIOLATION] if i % 2 == 0 else [STRAY_ALLOWED]
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=_permissions(rules))
+        ids["stray"].append(group_id)
+    return BuiltWorld(spec, tuple(ids["web"]), tuple(ids["data"]), tuple(ids["stray"]))
 
 
 def _live(ec2: Any) -> tuple[dict[str, set[Rule]], dict[str, set[Rule]]]:
@@ -185,13 +219,17 @@ class LiveCheck:
     baseline_lost: int  # baseline rules no longer live on managed groups
     bystanders_intact: int  # bystanders with every rule they were built with
     bystanders_total: int
+    strays_right: int = 0  # strays left with exactly tcp 443 from the world (and egress)
+    strays_total: int = 0
 
     @property
     def ok(self) -> bool:
-        """Every managed group at the baseline, every bystander untouched."""
+        """Every managed group at the baseline, every bystander untouched, every stray with
+        its violation revoked and its allowed rule kept."""
         return (
             self.managed_clean == self.managed_total
             and self.bystanders_intact == self.bystanders_total
+            and self.strays_right == self.strays_total
         )
 
     def to_dict(self) -> dict[str, int | bool]:
@@ -204,6 +242,8 @@ class LiveCheck:
             "baseline_lost": self.baseline_lost,
             "bystanders_intact": self.bystanders_intact,
             "bystanders_total": self.bystanders_total,
+            "strays_right": self.strays_right,
+            "strays_total": self.strays_total,
         }
 
 
@@ -232,12 +272,27 @@ def check_world(endpoint: str, world: BuiltWorld) -> LiveCheck:
         baseline_lost=lost,
         bystanders_intact=intact,
         bystanders_total=len(world.bystander_ids),
+        strays_right=sum(
+            ingress[g] == {STRAY_ALLOWED} and egress[g] == {DEFAULT_EGRESS} for g in world.stray_ids
+        ),
+        strays_total=len(world.stray_ids),
     )
 
 
 def write_policies(directory: Path, spec: WorldSpec) -> Path:
-    """Our baseline for the world: one policy for ``team=web``."""
+    """Our baseline for the world: one policy for ``team=web``, and with strays a guardrail
+    for every group but the bystanders."""
     directory.mkdir(parents=True, exist_ok=True)
+    guardrail = (
+        "guardrails:\n"
+        "  - name: internet-only-https\n"
+        "    exclude: {tags: {team: data}}\n"
+        "    deny: [{protocol: all, from: internet}]\n"
+        "    allow: [{protocol: tcp, ports: 443, from: internet}]\n"
+        "    limits: {max_revocations_per_run: 100000}\n"  # the default 50 would block most
+        if spec.strays
+        else ""
+    )
     egress = (
         "    egress:\n      - {protocol: all, to: [0.0.0.0/0]}\n" if spec.manages_egress else ""
     )
@@ -246,7 +301,7 @@ def write_policies(directory: Path, spec: WorldSpec) -> Path:
         "  - name: web\n"
         "    match: {tags: {team: web}}\n"
         "    ingress:\n"
-        '      - {protocol: tcp, ports: 443, from: [0.0.0.0/0, "::/0"]}\n' + egress,
+        '      - {protocol: tcp, ports: 443, from: [0.0.0.0/0, "::/0"]}\n' + egress + guardrail,
         encoding="utf-8",
     )
     return directory
