@@ -458,9 +458,11 @@ def test_with_sns_and_s3_down_revokes_still_happen_are_logged_and_reported(
         summary, failed = run_event(load_event("synthetic__scheduled_event"), responder)
     assert not failed
     assert sorted(summary["revoked"]) == sorted(scene.drift_ids)
-    # Two notices (the run's, then the one saying its journal is only in the log).
-    assert faults.injected == {"Publish": 2 * ATTEMPTS, "PutObject": ATTEMPTS}
-    notify, notify_journal, journal = sorted(summary["errors"])
+    # Two notices (the run's, then the one saying its journal is only in the log) and two
+    # objects (the journal, then the schedule's state object).
+    assert faults.injected == {"Publish": 2 * ATTEMPTS, "PutObject": 2 * ATTEMPTS}
+    notify, notify_journal, journal, state = sorted(summary["errors"])
+    assert state.startswith(f"state: cannot write s3://{BUCKET}/state/managed.json")
     assert journal.startswith(f"journal: cannot write s3://{BUCKET}/journal/")
     assert notify.startswith(f"cannot publish to {topic}")
     assert notify_journal == notify

@@ -393,7 +393,9 @@ def test_restore_from_the_log_when_the_bucket_was_unavailable(
     summary, _ = run_event(
         load_event("synthetic__scheduled_event"), build_responder(env, session=session)
     )
-    assert summary["errors"][0].startswith("journal: cannot write s3://bucket-that-is-gone/")
+    assert any(
+        e.startswith("journal: cannot write s3://bucket-that-is-gone/") for e in summary["errors"]
+    )
     assert world.live(group) == {KEEP, DEFAULT_EGRESS}
     # What `aws logs filter-log-events --filter-pattern '{ $.event = "journal" }'` returns.
     records = [json.loads(line) for line in json_log.getvalue().splitlines()]

@@ -134,7 +134,9 @@ def test_baseline_rule_not_live_is_reported_missing() -> None:
 def test_matching_group_has_no_changes() -> None:
     """A group equal to its baseline gives an empty plan that still counts it as managed."""
     result = run([policy()], [group(WEB, HTTPS_LIVE)])
-    assert result == Plan(changes=(), problems=(), managed_groups=1)
+    assert result == Plan(
+        changes=(), problems=(), managed_groups=1, governed=((f"-/{REGION}/{WEB}", "web-prod"),)
+    )
     assert result.has_drift is False
 
 
@@ -327,7 +329,9 @@ def test_unmatched_bystander_group_produces_nothing() -> None:
     """A live group no policy selects is never touched and not counted as managed."""
     open_ssh = live("sgr-00000000000000002", "tcp", (22, 22), "0.0.0.0/0")
     result = run([policy()], [group(OTHER, open_ssh, name="bystander"), group(WEB, HTTPS_LIVE)])
-    assert result == Plan(changes=(), problems=(), managed_groups=1)
+    assert result == Plan(
+        changes=(), problems=(), managed_groups=1, governed=((f"-/{REGION}/{WEB}", "web-prod"),)
+    )
 
 
 def test_group_matched_by_two_policies_is_a_problem_and_left_untouched() -> None:
